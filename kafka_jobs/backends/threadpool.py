@@ -1,0 +1,47 @@
+"""``JOB_BACKEND = "async"`` (the default): run jobs on an in-process thread pool, like Rails' async adapter.
+
+For development only: jobs still queued when the process exits are lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from django.db import close_old_connections
+
+from ..conf import get_settings
+from ..execution import run_job
+from ..job import Job
+from .base import BaseBackend
+from .inline import roundtrip
+
+logger = logging.getLogger("kafka_jobs.backends.async")
+
+
+def _run(payload: bytes) -> None:
+    close_old_connections()
+    try:
+        job = roundtrip(payload)
+        run_job(job)
+    except Exception:
+        logger.exception("Job failed in the async backend (not retried)")
+    finally:
+        close_old_connections()
+
+
+class ThreadPoolBackend(BaseBackend):
+    """Run jobs on ``ASYNC_THREADS`` threads of this process."""
+
+    name = "async"
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(get_settings().async_threads, thread_name_prefix="kafka-jobs-async")
+
+    def dispatch(self, job: Job, payload: bytes) -> None:
+        """Submit the encoded job to the pool."""
+        self._pool.submit(_run, payload)
+
+    def close(self) -> None:
+        """Wait for queued jobs to finish."""
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,63 @@
+"""Run one job in this process: restore its context, send signals, time it.
+
+Shared by every backend and the worker, so a job behaves the same however it is run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from django.utils import timezone, translation
+
+from . import signals
+from .job import Job
+
+logger = logging.getLogger("kafka_jobs.job")
+
+
+@contextlib.contextmanager
+def job_context(job: Job) -> Iterator[None]:
+    """Apply the locale and timezone persisted at enqueue; always reset afterwards (threads never leak)."""
+    with contextlib.ExitStack() as stack:
+        if job.locale:
+            stack.enter_context(translation.override(job.locale))
+        if job.timezone:
+            try:
+                stack.enter_context(timezone.override(job.timezone))
+            except (ValueError, KeyError):
+                logger.warning("Job %s %s: unknown timezone %r ignored", job.job_name, job.job_id, job.timezone)
+        yield
+
+
+def run_job(job: Job, *, report_failure: bool = True) -> Any:
+    """Run ``job`` once (``executions`` counts it) and return its result; exceptions propagate.
+
+    With ``report_failure`` a failure sends ``job_failed`` (not retried); the worker passes ``False``
+    because only it knows whether the job will be retried.
+    """
+    job_class = type(job)
+    job.executions += 1
+    signals.job_started.send(job_class, job=job, message=job.message)
+    started = time.monotonic()
+    try:
+        with job_context(job):
+            result = job.run()
+    except BaseException as exc:
+        job.last_duration = time.monotonic() - started
+        if report_failure:
+            signals.job_failed.send(
+                job_class,
+                job=job,
+                message=job.message,
+                duration=job.last_duration,
+                exception=exc,
+                will_retry=False,
+            )
+        raise
+    job.last_duration = time.monotonic() - started
+    signals.job_succeeded.send(job_class, job=job, message=job.message, duration=job.last_duration, result=result)
+    return result

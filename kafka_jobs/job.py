@@ -1,0 +1,210 @@
+"""The ``Job`` base class: what users subclass, enqueue and run."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import Iterable
+from typing import Any, ClassVar, Self
+
+from django.utils import timezone
+
+from . import registry
+from .exceptions import InvalidJob
+from .options import KafkaOptions, validate_queue_name
+from .retry import RetryPolicy, parse_discard_on, parse_retry_on
+
+
+@dataclasses.dataclass(frozen=True)
+class MessageInfo:
+    """Where the message of a running job lives in Kafka."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None = None
+
+
+class Job:
+    """Subclass to define a background job: set ``queue_as``, implement ``perform``.
+
+    Class attributes (all optional, validated when the subclass is defined):
+        queue_as: the queue (Kafka topic, before the prefix); default ``"default"``.
+        kafka_options: dict of ``dispatch_method``, ``dispatch_many_method``, ``partitioner``,
+            ``partition_key_type``; merged over the parent's options (copy-on-write).
+        retry_on / discard_on: per-exception retry and discard rules (see ``kafka_jobs.retry``).
+        enqueue_after_commit: defer dispatch until the surrounding transaction commits (``None``: the
+            ``ENQUEUE_AFTER_COMMIT`` setting).
+        job_name: the registered name written into messages (default ``module.QualName``).
+        abstract: ``True`` on a base class that is not itself a job.
+    """
+
+    job_name: ClassVar[str] = "kafka_jobs.job.Job"
+    queue_as: ClassVar[str] = "default"
+    kafka_options: ClassVar[Any] = {}
+    options: ClassVar[KafkaOptions] = KafkaOptions()
+    retry_on: ClassVar[Any] = ()
+    discard_on: ClassVar[Any] = ()
+    retry_policy: ClassVar[RetryPolicy] = RetryPolicy()
+    enqueue_after_commit: ClassVar[bool | None] = None
+    abstract: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        owner = cls.__qualname__
+        declared = cls.__dict__
+        if "job_name" not in declared:
+            cls.job_name = f"{cls.__module__}.{cls.__qualname__}"
+        validate_queue_name(owner, cls.queue_as)
+        parent_options = next(
+            (base.options for base in cls.__mro__[1:] if isinstance(base.__dict__.get("options"), KafkaOptions)),
+            KafkaOptions(),
+        )
+        cls.options = parent_options.merged(declared.get("kafka_options", {}), owner)
+        cls.retry_policy = cls.retry_policy.extended(
+            parse_retry_on(owner, declared.get("retry_on", ())),
+            parse_discard_on(owner, declared.get("discard_on", ())),
+        )
+        if declared.get("enqueue_after_commit") not in (None, True, False):
+            raise InvalidJob(f"{owner}.enqueue_after_commit must be True, False or None.")
+        if "abstract" not in declared:
+            cls.abstract = False
+        if not cls.abstract:
+            if cls.perform is Job.perform:
+                raise InvalidJob(f"{owner} must implement perform(self, *args, **kwargs).")
+            registry.register(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args: list[Any] = list(args)
+        self.kwargs: dict[str, Any] = dict(kwargs)
+        self.job_id: str = str(uuid.uuid4())
+        self.queue_name: str = type(self).queue_as
+        self.executions: int = 0
+        self.enqueued_at: dt.datetime | None = None
+        self.scheduled_at: dt.datetime | None = None
+        self.locale: str | None = None
+        self.timezone: str | None = None
+        self.partition_key: Any = None
+        self.partition: int | None = None
+        self.message: MessageInfo | None = None
+        self.successfully_enqueued: bool = False
+        self.last_duration: float | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.job_id} queue={self.queue_name!r}>"
+
+    def perform(self, *args: Any, **kwargs: Any) -> Any:
+        """Do the work; called with the arguments given to ``perform_later``."""
+        raise NotImplementedError
+
+    # Enqueueing -----------------------------------------------------------------------------------------
+
+    @classmethod
+    def perform_later(cls, *args: Any, **kwargs: Any) -> Self:
+        """Enqueue a job with these arguments on the configured backend and return it (with its id)."""
+        return cls(*args, **kwargs).enqueue()
+
+    @classmethod
+    def perform_now(cls, *args: Any, **kwargs: Any) -> Any:
+        """Run the job in this process now and return what ``perform`` returns; errors propagate."""
+        from .execution import run_job
+
+        return run_job(cls(*args, **kwargs))
+
+    @classmethod
+    def set(
+        cls,
+        *,
+        queue: str | None = None,
+        wait: dt.timedelta | float | None = None,
+        wait_until: dt.datetime | None = None,
+        partition_key: Any = None,
+        partition: int | None = None,
+    ) -> ConfiguredJob:
+        """Override options for one enqueue: ``ExampleJob.set(queue="low").perform_later(...)``."""
+        return ConfiguredJob(
+            cls,
+            queue=queue,
+            wait=wait,
+            wait_until=wait_until,
+            partition_key=partition_key,
+            partition=partition,
+        )
+
+    def enqueue(self) -> Self:
+        """Enqueue this job instance on the configured backend and return it."""
+        from .backends import get_backend
+
+        get_backend().enqueue(self)
+        return self
+
+    def run(self) -> Any:
+        """Call ``perform`` with this job's arguments (the worker wraps this with context and signals)."""
+        return self.perform(*self.args, **self.kwargs)
+
+
+class ConfiguredJob:
+    """A job class with per-call overrides, as returned by ``Job.set(...)``."""
+
+    def __init__(
+        self,
+        job_class: type[Job],
+        *,
+        queue: str | None,
+        wait: dt.timedelta | float | None,
+        wait_until: dt.datetime | None,
+        partition_key: Any,
+        partition: int | None,
+    ) -> None:
+        owner = f"{job_class.__qualname__}.set()"
+        if queue is not None:
+            validate_queue_name(owner, queue)
+        if wait is not None and wait_until is not None:
+            raise InvalidJob(f"{owner}: pass wait or wait_until, not both.")
+        if wait is not None:
+            if isinstance(wait, int | float) and not isinstance(wait, bool):
+                wait = dt.timedelta(seconds=wait)
+            if not isinstance(wait, dt.timedelta):
+                raise InvalidJob(f"{owner}: wait must be a timedelta or seconds, got {wait!r}.")
+            wait_until = timezone.now() + wait
+        if wait_until is not None and not (isinstance(wait_until, dt.datetime) and timezone.is_aware(wait_until)):
+            raise InvalidJob(f"{owner}: wait_until must be a timezone-aware datetime, got {wait_until!r}.")
+        if partition is not None and (not isinstance(partition, int) or isinstance(partition, bool) or partition < 0):
+            raise InvalidJob(f"{owner}: partition must be an int >= 0, got {partition!r}.")
+        self.job_class = job_class
+        self.queue = queue
+        self.wait_until = wait_until
+        self.partition_key = partition_key
+        self.partition = partition
+
+    def build(self, *args: Any, **kwargs: Any) -> Job:
+        """Return a job instance with the overrides applied (not enqueued)."""
+        job = self.job_class(*args, **kwargs)
+        if self.queue is not None:
+            job.queue_name = self.queue
+        job.scheduled_at = self.wait_until
+        job.partition_key = self.partition_key
+        job.partition = self.partition
+        return job
+
+    def perform_later(self, *args: Any, **kwargs: Any) -> Job:
+        """Enqueue with the overrides and return the job."""
+        return self.build(*args, **kwargs).enqueue()
+
+    def perform_now(self, *args: Any, **kwargs: Any) -> Any:
+        """Run now in this process (queue and wait do not apply)."""
+        from .execution import run_job
+
+        return run_job(self.build(*args, **kwargs))
+
+
+def perform_all_later(jobs: Iterable[Job]) -> int:
+    """Enqueue job instances in one batch (``dispatch_many_method``) and return how many were enqueued."""
+    from .backends import get_backend
+
+    batch = list(jobs)
+    for job in batch:
+        if not isinstance(job, Job):
+            raise InvalidJob(f"perform_all_later takes Job instances, got {type(job).__name__}.")
+    return get_backend().enqueue_many(batch) if batch else 0

@@ -1,0 +1,83 @@
+"""``manage.py runkafkaworker``: consume the routed topics and run their jobs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from kafka_jobs.conf import get_settings
+from kafka_jobs.exceptions import KafkaJobsError
+from kafka_jobs.routing import get_routes
+from kafka_jobs.topics import create_topics, missing_topics
+from kafka_jobs.worker import ExitCode, Shutdown, Worker
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an int >= 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def configure_logging(level: str) -> None:
+    """Show kafka_jobs logs on stderr unless the project's LOGGING already handles them."""
+    logger = logging.getLogger("kafka_jobs")
+    logger.setLevel(level)
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d %(threadName)s] %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+class Command(BaseCommand):
+    help = "Run background jobs from the Kafka topics declared in kafka_routes (until SIGINT/SIGTERM)."
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--queues", nargs="+", metavar="QUEUE", help="Consume only these routed queues.")
+        parser.add_argument("--concurrency", type=positive_int, help="Job threads (default: KAFKA_JOBS CONCURRENCY).")
+        parser.add_argument("--max-jobs", type=positive_int, help="Exit after this many jobs completed.")
+        parser.add_argument("--burst", action="store_true", help="Exit when every partition is drained.")
+        parser.add_argument("--create-topics", action="store_true", help="Create missing routed topics first.")
+        parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        configure_logging(options["log_level"])
+        try:
+            settings = get_settings()
+            table = get_routes()
+            routes = table.select(options["queues"]) if options["queues"] else list(table)
+            if not routes:
+                raise CommandError(f"No routes are declared in {settings.routes}: nothing to consume.")
+            if options["create_topics"]:
+                create_topics(settings, routes)
+            missing = missing_topics(settings, routes)
+            if missing:
+                raise CommandError(
+                    f"Topic(s) {', '.join(missing)} do not exist. Create them with 'manage.py kafkatopics create' "
+                    "or start the worker with --create-topics."
+                )
+        except KafkaJobsError as exc:
+            raise CommandError(str(exc)) from exc
+        shutdown = Shutdown()
+        shutdown.install()
+        worker = Worker(
+            settings,
+            routes,
+            concurrency=options["concurrency"],
+            max_jobs=options["max_jobs"],
+            burst=options["burst"],
+            shutdown=shutdown,
+        )
+        code = worker.run()
+        if code is not ExitCode.OK:
+            sys.exit(int(code))

@@ -1,0 +1,182 @@
+"""The confluent-kafka producer's lifecycle: created lazily, per process (fork-safe), flushed at exit.
+
+A daemon thread serves delivery callbacks so that an ``produce_async`` failure is logged promptly even
+if the application never produces again.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from .conf import KafkaJobsSettings, get_settings
+from .exceptions import BrokerUnavailable, EnqueueError
+
+logger = logging.getLogger("kafka_jobs.producer")
+
+# Errors that mean "the broker was not reached in time" rather than "this message is wrong".
+_UNAVAILABLE = {
+    KafkaError._MSG_TIMED_OUT,
+    KafkaError._TIMED_OUT,
+    KafkaError._TRANSPORT,
+    KafkaError._ALL_BROKERS_DOWN,
+    KafkaError.REQUEST_TIMED_OUT,
+    KafkaError.NOT_ENOUGH_REPLICAS,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+}
+
+
+@dataclasses.dataclass
+class OutgoingMessage:
+    """One message to produce, with a description of it for error messages and logs."""
+
+    topic: str
+    value: bytes
+    key: bytes | None = None
+    partition: int | None = None
+    headers: list[tuple[str, bytes]] | None = None
+    description: str = ""
+
+
+class _Delivery:
+    """The outcome of one produce, filled in by the delivery callback (on any thread)."""
+
+    __slots__ = ("done", "error", "message", "report_async")
+
+    def __init__(self, message: OutgoingMessage, report_async: bool) -> None:
+        self.message = message
+        self.report_async = report_async
+        self.done = threading.Event()
+        self.error: KafkaError | None = None
+
+    def __call__(self, err: KafkaError | None, _msg: Message) -> None:
+        self.error = err
+        self.done.set()
+        if err is not None and self.report_async:
+            logger.error(
+                "Delivery of %s to topic %s failed: %s. The job was NOT enqueued.",
+                self.message.description or "a message",
+                self.message.topic,
+                err.str(),
+            )
+
+
+def _error_for(message: OutgoingMessage, err: KafkaError | KafkaException | BufferError | str) -> EnqueueError:
+    code = err.code() if isinstance(err, KafkaError) else None
+    text = err.str() if isinstance(err, KafkaError) else str(err)
+    where = f"{message.description or 'message'} to topic {message.topic!r}"
+    if code in _UNAVAILABLE:
+        return BrokerUnavailable(
+            f"Could not enqueue {where}: the broker did not acknowledge it ({text}). Is Kafka reachable at "
+            "KAFKA_JOBS['BOOTSTRAP_SERVERS']?"
+        )
+    return EnqueueError(f"Could not enqueue {where}: {text}")
+
+
+def producer_config(settings: KafkaJobsSettings) -> dict[str, Any]:
+    """Return the librdkafka producer configuration: safe defaults, then the user's PRODUCER overrides."""
+    return {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "client.id": settings.client_id,
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        "message.timeout.ms": int(settings.delivery_timeout * 1000),
+        **settings.producer,
+    }
+
+
+class JobProducer:
+    """A thread-safe wrapper over one confluent-kafka ``Producer``."""
+
+    def __init__(self, settings: KafkaJobsSettings) -> None:
+        self.settings = settings
+        self._producer = Producer(producer_config(settings))
+        self._closed = threading.Event()
+        self._poller = threading.Thread(target=self._serve_callbacks, name="kafka-jobs-producer", daemon=True)
+        self._poller.start()
+
+    def _serve_callbacks(self) -> None:
+        while not self._closed.is_set():
+            self._producer.poll(0.1)
+
+    def _enqueue(self, message: OutgoingMessage, delivery: _Delivery, deadline: float) -> None:
+        kwargs: dict[str, Any] = {"key": message.key, "headers": message.headers, "on_delivery": delivery}
+        if message.partition is not None:
+            kwargs["partition"] = message.partition
+        while True:
+            try:
+                self._producer.produce(message.topic, message.value, **kwargs)
+                return
+            except BufferError as exc:  # the local queue is full: wait for deliveries, within bounds
+                if time.monotonic() >= deadline:
+                    raise _error_for(message, f"the producer queue stayed full ({exc})") from exc
+                self._producer.poll(0.05)
+            except KafkaException as exc:
+                raise _error_for(message, exc.args[0]) from exc
+
+    def produce(self, messages: Sequence[OutgoingMessage], *, sync: bool) -> None:
+        """Produce ``messages``; with ``sync`` wait for every acknowledgement or raise ``EnqueueError``."""
+        wait = self.settings.delivery_timeout + 5.0
+        deadline = time.monotonic() + wait
+        deliveries = []
+        for message in messages:
+            delivery = _Delivery(message, report_async=not sync)
+            self._enqueue(message, delivery, deadline)
+            deliveries.append(delivery)
+        if not sync:
+            return
+        self._producer.flush(0)  # wake the sender now rather than after linger.ms
+        for delivery in deliveries:
+            if not delivery.done.wait(max(0.0, deadline - time.monotonic())):
+                raise BrokerUnavailable(
+                    f"No acknowledgement for {delivery.message.description or 'a message'} to topic "
+                    f"{delivery.message.topic!r} within {wait:.0f}s; it may or may not have been written."
+                )
+            if delivery.error is not None:
+                raise _error_for(delivery.message, delivery.error)
+
+    def flush(self, timeout: float) -> int:
+        """Wait up to ``timeout`` seconds for outstanding deliveries; return how many are left."""
+        return int(self._producer.flush(timeout))
+
+    def close(self, timeout: float) -> None:
+        """Flush, log anything undelivered, and stop the callback thread."""
+        left = self.flush(timeout)
+        if left:
+            logger.error("%d message(s) were still undelivered when the producer closed: those jobs may be lost.", left)
+        self._closed.set()
+
+
+_lock = threading.Lock()
+_instance: tuple[int, JobProducer] | None = None
+
+
+def get_producer() -> JobProducer:
+    """Return this process's producer, creating it on first use (and again after a fork)."""
+    global _instance
+    with _lock:
+        if _instance is None or _instance[0] != os.getpid():
+            _instance = (os.getpid(), JobProducer(get_settings()))
+        return _instance[1]
+
+
+def close_producer() -> None:
+    """Flush and drop this process's producer (at exit, and when settings change)."""
+    global _instance
+    with _lock:
+        instance, _instance = _instance, None
+    if instance is not None and instance[0] == os.getpid():
+        instance[1].close(instance[1].settings.delivery_timeout)
+
+
+atexit.register(close_producer)

@@ -1,0 +1,201 @@
+"""The ``kafka_routes.py`` DSL: which queues are Kafka topics of jobs, and how each is consumed.
+
+A routes module defines ``routes = [active_job_topic("default", partitions=3), ...]``, as ``urls.py``
+defines ``urlpatterns``. Job topics always use manual offset management (offsets move only past finished
+jobs); there is no option to turn that off.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from .conf import Backoff, get_settings
+from .exceptions import ConfigurationError, InvalidJob, UnroutedQueue
+from .options import QUEUE_NAME_RE
+
+if TYPE_CHECKING:
+    from .job import Job
+
+
+@dataclasses.dataclass(frozen=True)
+class DeadLetterQueue:
+    """Where a job goes after ``max_retries`` retries (0: on the first failure)."""
+
+    topic: str
+    max_retries: int = 3
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.topic, str) or not QUEUE_NAME_RE.match(self.topic):
+            raise ConfigurationError(f"dead_letter_queue topic {self.topic!r} is not a valid topic name.")
+        if not isinstance(self.max_retries, int) or isinstance(self.max_retries, bool) or self.max_retries < 0:
+            raise ConfigurationError(f"dead_letter_queue max_retries must be an int >= 0, got {self.max_retries!r}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class VirtualPartitions:
+    """Run the jobs of one partition in parallel lanes chosen by ``key(job)``; equal keys stay in order."""
+
+    key: Callable[[Job], Hashable]
+    max_lanes: int = 5
+
+    def __post_init__(self) -> None:
+        if not callable(self.key):
+            raise ConfigurationError(f"virtual_partitions key must be callable, got {self.key!r}.")
+        if not isinstance(self.max_lanes, int) or self.max_lanes < 1:
+            raise ConfigurationError(f"virtual_partitions max_lanes must be an int >= 1, got {self.max_lanes!r}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    """One job topic and how the worker consumes it."""
+
+    queue: str
+    partitions: int = 1
+    replication_factor: int = 1
+    config: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    backoff: Backoff | None = None
+    dead_letter_queue: DeadLetterQueue | None = None
+    virtual_partitions: VirtualPartitions | None = None
+    topic: str = ""
+
+    def with_prefix(self, prefix: str) -> Route:
+        """Return a copy whose topic (and DLQ topic) carry ``prefix``."""
+        dlq = self.dead_letter_queue
+        if dlq is not None:
+            dlq = dataclasses.replace(dlq, topic=prefix + dlq.topic)
+        return dataclasses.replace(self, topic=prefix + self.queue, dead_letter_queue=dlq)
+
+
+def active_job_topic(
+    queue: str,
+    *,
+    partitions: int = 1,
+    replication_factor: int = 1,
+    config: Mapping[str, str] | None = None,
+    backoff: Backoff | Mapping[str, Any] | None = None,
+    dead_letter_queue: DeadLetterQueue | Mapping[str, Any] | None = None,
+    virtual_partitions: VirtualPartitions | Mapping[str, Any] | None = None,
+) -> Route:
+    """Declare a topic of jobs named after ``queue`` (Karafka's ``active_job_topic``).
+
+    Args:
+        partitions: partition count used when the topic is created.
+        backoff: per-route pause settings, ``Backoff(initial, maximum, exponential)`` or a dict of them.
+        dead_letter_queue: ``DeadLetterQueue(topic, max_retries)`` or a dict of them.
+        virtual_partitions: ``VirtualPartitions(key, max_lanes)`` or a dict of them.
+    """
+    where = f"active_job_topic({queue!r})"
+    if not isinstance(queue, str) or not QUEUE_NAME_RE.match(queue):
+        raise ConfigurationError(f"{where}: the queue name must be 1-200 characters from [A-Za-z0-9._-].")
+    for name, value in (("partitions", partitions), ("replication_factor", replication_factor)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigurationError(f"{where}: {name} must be an int >= 1, got {value!r}.")
+    try:
+        return Route(
+            queue=queue,
+            partitions=partitions,
+            replication_factor=replication_factor,
+            config=dict(config or {}),
+            backoff=_coerce(Backoff, backoff, {"initial", "maximum", "exponential"}),
+            dead_letter_queue=_coerce(DeadLetterQueue, dead_letter_queue, {"topic", "max_retries"}),
+            virtual_partitions=_coerce(VirtualPartitions, virtual_partitions, {"key", "max_lanes"}),
+            topic=queue,
+        )
+    except (ConfigurationError, TypeError) as exc:
+        raise ConfigurationError(f"{where}: {exc}") from None
+
+
+def _coerce(kind: type, value: Any, fields: set[str]) -> Any:
+    if value is None or isinstance(value, kind):
+        return value
+    if isinstance(value, Mapping):
+        unknown = set(value) - fields
+        if unknown:
+            raise ConfigurationError(f"{kind.__name__} has no option(s) {sorted(unknown)}; use {sorted(fields)}.")
+        return kind(**value)
+    raise ConfigurationError(f"expected {kind.__name__} or a dict, got {value!r}.")
+
+
+class RouteTable:
+    """The loaded routes, by queue and by topic, with the queue prefix applied."""
+
+    def __init__(self, routes: Iterable[Route], prefix: str = "") -> None:
+        self.prefix = prefix
+        self.by_queue: dict[str, Route] = {}
+        for route in routes:
+            if not isinstance(route, Route):
+                raise ConfigurationError(f"routes must contain active_job_topic(...) entries, got {route!r}.")
+            if route.queue in self.by_queue:
+                raise ConfigurationError(f"Queue {route.queue!r} is routed twice.")
+            self.by_queue[route.queue] = route.with_prefix(prefix)
+        self.by_topic = {route.topic: route for route in self.by_queue.values()}
+
+    def __iter__(self) -> Any:
+        return iter(self.by_queue.values())
+
+    def __len__(self) -> int:
+        return len(self.by_queue)
+
+    def topic_for(self, queue: str, *, require_route: bool = True) -> str:
+        """Return the topic for ``queue``; raise ``UnroutedQueue`` if it is not routed and must be."""
+        route = self.by_queue.get(queue)
+        if route is not None:
+            return route.topic
+        if require_route:
+            raise UnroutedQueue(
+                f"Queue {queue!r} is not declared in the routes module ({get_settings().routes}). Add "
+                f"active_job_topic({queue!r}) to its routes, fix the job's queue_as, or set "
+                "KAFKA_JOBS['REQUIRE_ROUTE'] = False to allow unrouted queues."
+            )
+        return self.prefix + queue
+
+    def select(self, queues: Iterable[str]) -> list[Route]:
+        """Return the routes for ``queues``; raise ``ConfigurationError`` naming any unknown queue."""
+        wanted = list(queues)
+        unknown = [q for q in wanted if q not in self.by_queue]
+        if unknown:
+            raise ConfigurationError(
+                f"Queue(s) {unknown} are not routed; routed queues: {sorted(self.by_queue) or 'none'}."
+            )
+        return [self.by_queue[q] for q in wanted]
+
+
+def load_routes(module_path: str, prefix: str = "") -> RouteTable:
+    """Import ``module_path`` and build its route table."""
+    try:
+        module = importlib.import_module(module_path)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_path.startswith(exc.name):
+            raise ConfigurationError(
+                f"KAFKA_JOBS['ROUTES'] names the module {module_path!r}, which does not exist. Create it with "
+                "routes = [active_job_topic('default')] or point ROUTES at your routes module."
+            ) from exc
+        raise
+    routes = getattr(module, "routes", None)
+    if not isinstance(routes, list | tuple):
+        raise ConfigurationError(
+            f"{module_path} must define routes = [active_job_topic(...), ...] (a list); found {routes!r}."
+        )
+    return RouteTable(routes, prefix)
+
+
+@cache
+def get_routes() -> RouteTable:
+    """Return the routes of ``KAFKA_JOBS['ROUTES']`` (cached until settings change)."""
+    settings = get_settings()
+    return load_routes(settings.routes, settings.queue_prefix)
+
+
+def reset() -> None:
+    """Forget the loaded routes (settings changed)."""
+    get_routes.cache_clear()
+
+
+def check_job_queue(job_class: type[Job]) -> None:
+    """Raise ``InvalidJob`` if ``job_class``'s queue is not routed (used by checks and startjob)."""
+    if job_class.queue_as not in get_routes().by_queue:
+        raise InvalidJob(f"{job_class.__qualname__} uses queue {job_class.queue_as!r}, which is not routed.")

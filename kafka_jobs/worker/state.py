@@ -1,0 +1,132 @@
+"""The worker's bookkeeping for assigned partitions: lanes of pending messages and the commit point.
+
+Pure data and logic, no Kafka calls: the listener and the executor threads change it under one lock.
+A partition has one lane, or one per virtual key when the route uses virtual partitions. Jobs within a
+lane run in order, one at a time; different lanes (and partitions) run in parallel.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Hashable, Iterator
+from typing import Any
+
+from ..routing import Route
+
+
+class OffsetTracker:
+    """Offsets received for one partition; the commit point is the lowest one not yet finished."""
+
+    def __init__(self) -> None:
+        self._received: collections.deque[int] = collections.deque()
+        self._finished: set[int] = set()
+        self.position: int | None = None  # next offset to commit (last contiguous finished + 1)
+
+    def add(self, offset: int) -> None:
+        """Record a received offset (offsets arrive in increasing order)."""
+        self._received.append(offset)
+
+    def finish(self, offset: int) -> None:
+        """Record that the job at ``offset`` is done (succeeded, discarded or dead-lettered)."""
+        self._finished.add(offset)
+        while self._received and self._received[0] in self._finished:
+            done = self._received.popleft()
+            self._finished.discard(done)
+            self.position = done + 1
+
+    def forget_unstarted(self, keep: set[int]) -> None:
+        """Drop received offsets except ``keep`` (running jobs): they will be fetched again later."""
+        self._received = collections.deque(o for o in self._received if o in keep)
+
+    def __len__(self) -> int:
+        return len(self._received)
+
+
+@dataclasses.dataclass(eq=False)
+class Lane:
+    """Messages of one partition (or one virtual key) that must run in order."""
+
+    partition: PartitionState
+    key: Hashable
+    messages: collections.deque[Any] = dataclasses.field(default_factory=collections.deque)
+    running: bool = False  # a thread owns this lane
+    queued: bool = False  # waiting in the ready queue
+    retry_at: float | None = None  # monotonic time before which the head message must not run
+    attempts: int = 0  # failed executions of the head message
+
+    def runnable(self, now: float) -> bool:
+        """True if a thread may take this lane now."""
+        return (
+            bool(self.messages)
+            and not self.running
+            and not self.queued
+            and not self.partition.stopping
+            and not self.partition.revoked
+            and (self.retry_at is None or self.retry_at <= now)
+        )
+
+
+@dataclasses.dataclass(eq=False)
+class PartitionState:
+    """One assigned partition."""
+
+    topic: str
+    partition: int
+    route: Route
+    lanes: dict[Hashable, Lane] = dataclasses.field(default_factory=dict)
+    tracker: OffsetTracker = dataclasses.field(default_factory=OffsetTracker)
+    next_offset: int | None = None  # offset to fetch after a resume (last accepted + 1)
+    paused: bool = False
+    stopping: bool = False  # being revoked: no new jobs start, running ones may still finish and commit
+    revoked: bool = False  # no longer owned: nothing is committed or dead-lettered for it
+    committed: int | None = None  # last commit point sent to the broker
+    running_offsets: set[int] = dataclasses.field(default_factory=set)
+
+    @property
+    def buffered(self) -> int:
+        """Messages received and not yet started."""
+        return sum(len(lane.messages) for lane in self.lanes.values())
+
+    @property
+    def running(self) -> bool:
+        """True while a job of this partition runs."""
+        return bool(self.running_offsets)
+
+    @property
+    def backing_off(self) -> bool:
+        """True while any lane waits to retry a failed job."""
+        return any(lane.retry_at is not None for lane in self.lanes.values())
+
+    def lane(self, key: Hashable) -> Lane:
+        """Return the lane for ``key``, creating it."""
+        lane = self.lanes.get(key)
+        if lane is None:
+            lane = self.lanes[key] = Lane(self, key)
+        return lane
+
+    def accept(self, offset: int) -> bool:
+        """Return True if a message at ``offset`` is new and should be buffered."""
+        if self.paused or self.revoked:
+            return False  # refetched after resume from next_offset
+        if self.next_offset is not None and offset < self.next_offset:
+            return False  # already buffered (a fetch raced a seek)
+        self.next_offset = offset + 1
+        self.tracker.add(offset)
+        return True
+
+    def drop_unstarted(self) -> None:
+        """Forget queued messages (revocation or shutdown); running ones stay tracked."""
+        for lane in self.lanes.values():
+            lane.messages.clear()
+        self.tracker.forget_unstarted(self.running_offsets)
+
+    def commit_point(self) -> int | None:
+        """Return the offset to commit if it moved since the last commit, else None."""
+        position = self.tracker.position
+        if position is not None and position != self.committed:
+            return position
+        return None
+
+    def __iter__(self) -> Iterator[Lane]:
+        return iter(self.lanes.values())
