@@ -1,0 +1,139 @@
+"""Integration fixtures: a per-test queue prefix and consumer group, and real worker subprocesses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test import override_settings
+
+from kafka_jobs import backends, producer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class WorkerProcess:
+    """One ``manage.py runkafkaworker`` subprocess; stopped by its PID."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", "runkafkaworker", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.pid = self.proc.pid
+
+    def send(self, sig: int) -> None:
+        """Send ``sig`` to the worker, by PID."""
+        if self.proc.poll() is None:
+            os.kill(self.pid, sig)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        """Wait for the worker to exit and return its status."""
+        return self.proc.wait(timeout)
+
+    def output(self) -> str:
+        """Return everything the worker logged so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL the worker (by PID) if it still runs, and reap it."""
+        if self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self._log.close()
+
+
+class KafkaEnv:
+    """Per-test topics (a unique queue prefix), group, and worker processes sharing them."""
+
+    def __init__(self, bootstrap: str, tmp_path: Path, name: str) -> None:
+        self.bootstrap = bootstrap
+        self.tmp_path = tmp_path
+        token = uuid.uuid4().hex[:8]
+        self.prefix = f"t-{name[:40]}-{token}-"
+        self.group_id = f"g-{token}"
+        self.workers: list[WorkerProcess] = []
+        self.overrides: dict[str, Any] = {}
+
+    def kafka_jobs_settings(self) -> dict[str, Any]:
+        """The KAFKA_JOBS dict the test process uses (the workers build the same from the environment)."""
+        from django.conf import settings
+
+        return {
+            **settings.KAFKA_JOBS,
+            "BOOTSTRAP_SERVERS": self.bootstrap,
+            "QUEUE_PREFIX": self.prefix,
+            "GROUP_ID": self.group_id,
+            **self.overrides,
+        }
+
+    def topic(self, queue: str) -> str:
+        """Return the topic name of ``queue`` in this test."""
+        return self.prefix + queue
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Return the environment for a worker subprocess."""
+        import json
+
+        return {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "JOB_BACKEND": "kafka",
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "KAFKA_JOBS_QUEUE_PREFIX": self.prefix,
+            "KAFKA_JOBS_GROUP_ID": self.group_id,
+            "KAFKA_JOBS_TEST_DB": str(connection.settings_dict["NAME"]),
+            "KAFKA_JOBS_TEST_OVERRIDES": json.dumps(self.overrides),
+            "PYTHONUNBUFFERED": "1",
+            **extra,
+        }
+
+    def start_worker(self, *args: str, **env: str) -> WorkerProcess:
+        """Start ``runkafkaworker`` with ``args``; it is killed (by PID) at the end of the test."""
+        log = self.tmp_path / f"worker-{len(self.workers)}.log"
+        worker = WorkerProcess(list(args), self.env(**env), log)
+        self.workers.append(worker)
+        return worker
+
+    def run_worker(self, *args: str, timeout: float = 60.0) -> WorkerProcess:
+        """Run a worker to completion (use with --burst or --max-jobs) and return it."""
+        worker = self.start_worker(*args)
+        worker.wait(timeout)
+        return worker
+
+    def log_file(self, name: str = "jobs.log") -> str:
+        """Return the path of a job record file for this test."""
+        return str(self.tmp_path / name)
+
+
+@pytest.fixture
+def kafka_env(kafka_bootstrap: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[KafkaEnv]:
+    """Point this process at the test broker with unique topics; create the routed topics."""
+    name = "".join(c if c.isalnum() else "-" for c in request.node.name)
+    env = KafkaEnv(kafka_bootstrap, tmp_path, name)
+    marker = request.node.get_closest_marker("kafka_jobs_overrides")
+    if marker is not None:
+        env.overrides.update(marker.args[0])
+    with override_settings(JOB_BACKEND="kafka", KAFKA_JOBS=env.kafka_jobs_settings()):
+        call_command("kafkatopics", "create", verbosity=0)
+        try:
+            yield env
+        finally:
+            for worker in env.workers:
+                worker.kill()
+            producer.close_producer()
+            backends.reset()
