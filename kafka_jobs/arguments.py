@@ -104,13 +104,13 @@ def decode(value: Any) -> Any:
         tag = value.get(TAG)
         if tag is None:
             return {k: decode(v) for k, v in value.items()}
-        decoder = _DECODERS.get(tag)
+        decoder = _DECODERS.get(tag) if isinstance(tag, str) else None
         if decoder is None:
             raise DecodeError(f"Unknown argument tag {tag!r}.")
         try:
             return decoder(value)
         except DecodeError:
             raise
-        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise DecodeError(f"Malformed {tag} argument {value!r}: {exc}") from exc
     return value

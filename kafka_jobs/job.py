@@ -167,7 +167,7 @@ class ConfiguredJob:
                 wait = dt.timedelta(seconds=wait)
             if not isinstance(wait, dt.timedelta):
                 raise InvalidJob(f"{owner}: wait must be a timedelta or seconds, got {wait!r}.")
-            wait_until = timezone.now() + wait
+            wait_until = dt.datetime.now(dt.UTC) + wait  # aware even with USE_TZ = False
         if wait_until is not None and not (isinstance(wait_until, dt.datetime) and timezone.is_aware(wait_until)):
             raise InvalidJob(f"{owner}: wait_until must be a timezone-aware datetime, got {wait_until!r}.")
         if partition is not None and (not isinstance(partition, int) or isinstance(partition, bool) or partition < 0):

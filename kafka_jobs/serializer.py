@@ -64,14 +64,16 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _parse_time(data: dict[str, Any], key: str) -> dt.datetime | None:
+def _parse_time(data: dict[str, Any], key: str, raw: bytes) -> dt.datetime | None:
     value = data.get(key)
     if value is None:
         return None
     try:
-        return dt.datetime.fromisoformat(value)
+        parsed = dt.datetime.fromisoformat(value)
     except (TypeError, ValueError) as exc:
-        raise DecodeError(f"Envelope field {key!r} is not an ISO datetime: {value!r}.") from exc
+        raise DecodeError(f"Envelope field {key!r} is not an ISO datetime: {value!r}.", raw) from exc
+    # Always aware, so the worker can compare it with the current time; a naive value is taken as UTC.
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
 
 
 class JsonSerializer:
@@ -80,7 +82,7 @@ class JsonSerializer:
     def dumps(self, job: Job) -> bytes:
         """Encode ``job``; raise ``EncodeError`` for arguments that cannot be sent."""
         if job.enqueued_at is None:
-            job.enqueued_at = timezone.now()
+            job.enqueued_at = dt.datetime.now(dt.UTC)  # aware even with USE_TZ = False
         if job.locale is None:
             job.locale = translation.get_language()
         if job.timezone is None:
@@ -134,8 +136,8 @@ class JsonSerializer:
             args=data["args"],
             kwargs=data["kwargs"],
             executions=executions if isinstance(executions, int) else 0,
-            enqueued_at=_parse_time(data, "enqueued_at"),
-            scheduled_at=_parse_time(data, "scheduled_at"),
+            enqueued_at=_parse_time(data, "enqueued_at", raw),
+            scheduled_at=_parse_time(data, "scheduled_at", raw),
             locale=data.get("locale"),
             timezone=data.get("timezone"),
         )

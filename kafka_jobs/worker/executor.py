@@ -7,12 +7,12 @@ policy (backoff, dead letter queue) and critical errors; never touches the consu
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import enum
 import logging
 from typing import Any
 
 from django.db import close_old_connections
-from django.utils import timezone
 
 from .. import signals
 from ..conf import Backoff, KafkaJobsSettings
@@ -81,7 +81,7 @@ class Executor:
         except Exception as exc:  # a broken serializer or argument type: as unrecoverable as garbage
             return self._poison(message, route, exc, owned)
         if job.scheduled_at is not None:
-            wait = (job.scheduled_at - timezone.now()).total_seconds()
+            wait = (job.scheduled_at - dt.datetime.now(dt.UTC)).total_seconds()
             if wait > 0:
                 return Outcome(Verdict.RETRY, delay=wait, counts_as_failure=False)
         job.executions = failures
