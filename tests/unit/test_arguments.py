@@ -1,0 +1,221 @@
+"""Job arguments <-> JSON-safe values: every supported type round-trips; anything else fails at encode."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from kafka_jobs.arguments import TAG, decode, encode
+from kafka_jobs.exceptions import ArgumentLoadError, DecodeError, EncodeError
+from tests.models import Widget
+
+UTC = dt.UTC
+PLUS_2 = dt.timezone(dt.timedelta(hours=2))
+
+
+def roundtrip(value: Any) -> Any:
+    """Encode, go through JSON text as a message does, decode."""
+    return decode(json.loads(json.dumps(encode(value), allow_nan=False)))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        True,
+        False,
+        0,
+        -17,
+        2**70,
+        1.5,
+        "",
+        "héllo ✓",
+        [],
+        {},
+        [1, "two", None, 3.0],
+        {"a": 1, "b": [True, None]},
+        dt.datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC),
+        dt.datetime(2024, 3, 1, 8, 30, tzinfo=PLUS_2),
+        dt.datetime(2024, 3, 1, 8, 30),
+        dt.date(1999, 12, 31),
+        dt.time(7, 5, 3, 120),
+        dt.time(7, 5, tzinfo=PLUS_2),
+        dt.timedelta(days=3, seconds=5, microseconds=7),
+        dt.timedelta(0),
+        dt.timedelta(microseconds=-1),
+        dt.timedelta(days=-2, hours=3),
+        Decimal("0.1"),
+        Decimal("-12345678901234567890.000000001"),
+        Decimal("1E+3"),
+        uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        (),
+        (1, "a"),
+        (1, (2, (3,))),
+        [(1, 2), {"t": (dt.date(2020, 1, 1),)}],
+        {"outer": {"inner": [Decimal("2.50"), {"deep": uuid.UUID(int=1)}]}},
+    ],
+    ids=repr,
+)
+def test_supported_value_round_trips_with_its_type(value: Any) -> None:
+    result = roundtrip(value)
+
+    assert result == value
+    assert type(result) is type(value)
+
+
+def test_aware_datetime_keeps_its_offset_and_naive_stays_naive() -> None:
+    aware = roundtrip(dt.datetime(2024, 3, 1, 8, 30, tzinfo=PLUS_2))
+    naive = roundtrip(dt.datetime(2024, 3, 1, 8, 30))
+
+    assert aware.utcoffset() == dt.timedelta(hours=2)
+    assert naive.tzinfo is None
+
+
+def test_datetime_is_not_decoded_as_a_date() -> None:
+    assert isinstance(roundtrip(dt.date(2020, 1, 1)), dt.date)
+    assert not isinstance(roundtrip(dt.date(2020, 1, 1)), dt.datetime)
+    assert isinstance(roundtrip(dt.datetime(2020, 1, 1)), dt.datetime)
+
+
+def test_decimal_keeps_its_exponent() -> None:
+    assert str(roundtrip(Decimal("2.50"))) == "2.50"
+
+
+def test_tuple_nested_in_list_stays_a_tuple() -> None:
+    assert roundtrip([(1, 2), [3]]) == [(1, 2), [3]]
+    assert isinstance(roundtrip([(1, 2)])[0], tuple)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {TAG: "model", "model": "tests.widget", "pk": 1},
+        {TAG: "datetime", "v": "not a date"},
+        {TAG: None, "x": 1},
+        {TAG: 5},
+        {"nested": {TAG: "uuid", "v": "x"}},
+    ],
+    ids=repr,
+)
+def test_dict_containing_the_reserved_key_round_trips_as_a_plain_dict(value: Any) -> None:
+    assert roundtrip(value) == value
+
+
+def test_bool_is_not_encoded_as_int() -> None:
+    assert encode(True) is True
+    assert roundtrip([True, 1]) == [True, 1]
+    assert type(roundtrip([True, 1])[0]) is bool
+
+
+# Refused at encode time ----------------------------------------------------------------------------------
+
+
+class Opaque:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ({1, 2}, "builtins.set"),
+        (frozenset(), "frozenset"),
+        (Opaque(), "Opaque"),
+        (b"bytes", "bytes"),
+        (float("nan"), "NaN"),
+        (float("inf"), "infinity"),
+        ([1, {"x": float("-inf")}], "infinity"),
+        ({1: "a"}, "Dict keys .* must be str, got int 1"),
+        ({("a", "b"): 1}, "must be str"),
+        ({"ok": {None: 1}}, "must be str"),
+        (object, "type"),
+    ],
+    ids=repr,
+)
+def test_unsupported_value_raises_encode_error(value: Any, match: str) -> None:
+    with pytest.raises(EncodeError, match=match):
+        encode(value)
+
+
+def test_encode_error_is_a_type_error() -> None:
+    with pytest.raises(TypeError):
+        encode({1, 2})
+
+
+# Malformed input at decode time --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {TAG: "pickle", "v": "..."},
+        {TAG: ["unhashable"], "v": 1},
+        {TAG: "datetime", "v": "yesterday"},
+        {TAG: "datetime"},
+        {TAG: "date", "v": 20200101},
+        {TAG: "timedelta", "v": "soon"},
+        {TAG: "decimal", "v": "one"},
+        {TAG: "uuid", "v": "xyz"},
+        {TAG: "tuple", "v": 5},
+        {TAG: "dict", "v": [1, 2]},
+        {TAG: "dict", "v": "text"},
+        [{TAG: "uuid", "v": None}],
+    ],
+    ids=repr,
+)
+def test_malformed_tagged_value_raises_decode_error(value: Any) -> None:
+    with pytest.raises(DecodeError):
+        decode(value)
+
+
+# Model instances by reference ----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_model_instance_is_sent_by_reference_and_loaded_again() -> None:
+    widget = Widget.objects.create(name="sprocket")
+
+    encoded = encode(widget)
+    Widget.objects.filter(pk=widget.pk).update(name="renamed")
+    loaded = decode(json.loads(json.dumps(encoded)))
+
+    assert encoded == {TAG: "model", "model": "tests.widget", "pk": widget.pk}
+    assert isinstance(loaded, Widget)
+    assert loaded.pk == widget.pk
+    assert loaded.name == "renamed"  # fetched when decoded, not a snapshot
+
+
+@pytest.mark.django_db(transaction=True)
+def test_model_instances_nested_in_containers_round_trip() -> None:
+    first = Widget.objects.create(name="a")
+    second = Widget.objects.create(name="b")
+
+    assert roundtrip({"widgets": [first, (second,)]}) == {"widgets": [first, (second,)]}
+
+
+def test_unsaved_model_instance_raises_encode_error() -> None:
+    with pytest.raises(EncodeError, match="unsaved Widget"):
+        encode(Widget(name="draft"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleted_row_raises_argument_load_error() -> None:
+    widget = Widget.objects.create(name="gone")
+    encoded = encode(widget)
+    widget.delete()
+
+    with pytest.raises(ArgumentLoadError, match="no longer exists"):
+        decode(encoded)
+
+
+def test_unknown_model_raises_argument_load_error() -> None:
+    with pytest.raises(ArgumentLoadError, match="unknown model"):
+        decode({TAG: "model", "model": "nope.missing", "pk": 1})
+
+
+def test_argument_load_error_is_a_decode_error() -> None:
+    assert issubclass(ArgumentLoadError, DecodeError)

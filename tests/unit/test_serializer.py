@@ -1,0 +1,243 @@
+"""The JSON envelope: a job round-trips through bytes; bad bytes are DecodeErrors that keep the raw value."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone, translation
+
+from kafka_jobs.exceptions import (
+    ArgumentLoadError,
+    ConfigurationError,
+    DecodeError,
+    EncodeError,
+    JobNotRegistered,
+    UnsupportedEnvelopeVersion,
+)
+from kafka_jobs.job import Job
+from kafka_jobs.serializer import ENVELOPE_VERSION, Envelope, JsonSerializer, get_serializer
+from tests.models import Widget
+
+
+class EchoJob(Job):
+    queue_as = "single"
+
+    def perform(self, *args: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return args, kwargs
+
+
+serializer = JsonSerializer()
+
+
+def envelope_bytes(**overrides: Any) -> bytes:
+    body = {
+        "v": ENVELOPE_VERSION,
+        "job": EchoJob.job_name,
+        "id": str(uuid.uuid4()),
+        "queue": "single",
+        "args": [],
+        "kwargs": {},
+    }
+    body.update(overrides)
+    return json.dumps({k: v for k, v in body.items() if v is not ...}).encode()
+
+
+def test_job_round_trips_with_its_arguments_and_metadata() -> None:
+    scheduled = dt.datetime(2030, 5, 1, 12, 0, tzinfo=dt.UTC)
+    args = [1, "two", dt.date(2024, 1, 2), Decimal("3.10"), (4, 5), {"_kj": "x"}]
+    kwargs = {"when": dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC), "id": uuid.UUID(int=7)}
+    job = EchoJob(*args, **kwargs)
+    job.queue_name = "other"
+    job.executions = 2
+    job.scheduled_at = scheduled
+
+    with translation.override("fr"), timezone.override("Europe/Paris"):
+        raw = serializer.dumps(job)
+    envelope = serializer.loads(raw)
+    loaded = envelope.to_job()
+
+    assert isinstance(raw, bytes)
+    assert isinstance(loaded, EchoJob)
+    assert loaded.args == args
+    assert loaded.kwargs == kwargs
+    assert loaded.job_id == job.job_id
+    assert loaded.queue_name == "other"
+    assert loaded.executions == 2
+    assert loaded.scheduled_at == scheduled
+    assert loaded.enqueued_at == job.enqueued_at
+    assert loaded.enqueued_at is not None
+    assert timezone.is_aware(loaded.enqueued_at)
+    assert (loaded.locale, loaded.timezone) == ("fr", "Europe/Paris")
+
+
+def test_dumps_keeps_locale_and_timezone_already_set_on_the_job() -> None:
+    job = EchoJob()
+    job.locale = "de"
+    job.timezone = "Asia/Tokyo"
+
+    envelope = serializer.loads(serializer.dumps(job))
+
+    assert (envelope.locale, envelope.timezone) == ("de", "Asia/Tokyo")
+
+
+def test_payload_is_compact_utf8_json_naming_the_registered_job() -> None:
+    job = EchoJob("ünïcode")
+    data = json.loads(serializer.dumps(job).decode("utf-8"))
+
+    assert data["v"] == ENVELOPE_VERSION
+    assert data["job"] == "tests.unit.test_serializer.EchoJob"
+    assert data["id"] == job.job_id
+    assert data["args"] == ["ünïcode"]
+
+
+@pytest.mark.parametrize("bad", [{1, 2}, object(), float("nan"), {3: "int key"}])
+def test_unsupported_argument_raises_encode_error_at_dumps(bad: Any) -> None:
+    with pytest.raises(EncodeError):
+        serializer.dumps(EchoJob(bad))
+    with pytest.raises(EncodeError):
+        serializer.dumps(EchoJob(key=bad))
+
+
+def test_unsaved_model_argument_raises_encode_error_at_dumps() -> None:
+    with pytest.raises(EncodeError, match="Save it first"):
+        serializer.dumps(EchoJob(Widget(name="draft")))
+
+
+@pytest.mark.parametrize(
+    ("raw", "match"),
+    [
+        (None, "tombstone"),
+        (b"\xff\xfe garbage", "not UTF-8 JSON"),
+        (b"{not json", "not UTF-8 JSON"),
+        (b"", "not UTF-8 JSON"),
+        (b"[1, 2]", "not an object: list"),
+        (b'"text"', "not an object: str"),
+        (b"42", "not an object: int"),
+    ],
+    ids=repr,
+)
+def test_undecodable_bytes_raise_decode_error_keeping_raw(raw: bytes | None, match: str) -> None:
+    with pytest.raises(DecodeError, match=match) as info:
+        serializer.loads(raw)
+
+    assert info.value.raw == raw
+
+
+@pytest.mark.parametrize("missing", ["job", "id", "queue", "args", "kwargs"])
+def test_missing_field_raises_decode_error_naming_it(missing: str) -> None:
+    raw = envelope_bytes(**{missing: ...})
+
+    with pytest.raises(DecodeError, match=f"lacks the field.*'{missing}'") as info:
+        serializer.loads(raw)
+
+    assert info.value.raw == raw
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"args": {"a": 1}},
+        {"kwargs": [1]},
+        {"job": 5},
+        {"id": None},
+        {"enqueued_at": "last tuesday"},
+        {"scheduled_at": 12},
+    ],
+    ids=repr,
+)
+def test_malformed_field_raises_decode_error(overrides: dict[str, Any]) -> None:
+    raw = envelope_bytes(**overrides)
+
+    with pytest.raises(DecodeError) as info:
+        serializer.loads(raw)
+
+    assert info.value.raw == raw
+
+
+@pytest.mark.parametrize("version", [0, 2, "1", None, ...], ids=repr)
+def test_unsupported_envelope_version_raises_keeping_raw(version: Any) -> None:
+    raw = envelope_bytes(v=version)
+
+    with pytest.raises(UnsupportedEnvelopeVersion, match="not supported") as info:
+        serializer.loads(raw)
+
+    assert info.value.raw == raw
+    assert isinstance(info.value, DecodeError)
+
+
+def test_minimal_envelope_gets_defaults() -> None:
+    envelope = serializer.loads(envelope_bytes())
+
+    assert envelope.executions == 0
+    assert envelope.enqueued_at is None
+    assert envelope.scheduled_at is None
+    assert envelope.locale is None
+
+
+def test_naive_times_in_a_message_are_read_as_utc() -> None:
+    envelope = serializer.loads(envelope_bytes(enqueued_at="2024-01-02T03:04:05", scheduled_at="2030-01-01T00:00:00"))
+
+    assert envelope.enqueued_at == dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    assert envelope.scheduled_at == dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+
+
+def test_enqueued_at_is_aware_even_without_use_tz(settings: Any) -> None:
+    settings.USE_TZ = False
+
+    envelope = serializer.loads(serializer.dumps(EchoJob()))
+
+    assert envelope.enqueued_at is not None
+    assert timezone.is_aware(envelope.enqueued_at)
+
+
+def test_unknown_job_name_raises_job_not_registered_when_building_the_job() -> None:
+    envelope = serializer.loads(envelope_bytes(job="os.system"))
+
+    with pytest.raises(JobNotRegistered):
+        envelope.to_job()
+
+
+def test_malformed_argument_raises_decode_error_when_building_the_job() -> None:
+    envelope = serializer.loads(envelope_bytes(args=[{"_kj": "uuid", "v": "no"}]))
+
+    with pytest.raises(DecodeError):
+        envelope.to_job()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_model_argument_is_loaded_when_the_job_is_built() -> None:
+    widget = Widget.objects.create(name="w")
+    raw = serializer.dumps(EchoJob(widget, owner=widget))
+
+    job = serializer.loads(raw).to_job()
+
+    assert job.args == [widget]
+    assert job.kwargs == {"owner": widget}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleted_model_row_raises_argument_load_error_when_the_job_is_built() -> None:
+    widget = Widget.objects.create(name="w")
+    envelope: Envelope = serializer.loads(serializer.dumps(EchoJob(widget)))
+    widget.delete()
+
+    with pytest.raises(ArgumentLoadError):
+        envelope.to_job()
+
+
+def test_get_serializer_returns_the_configured_class() -> None:
+    assert isinstance(get_serializer(), JsonSerializer)
+
+
+def test_unimportable_serializer_is_a_configuration_error_naming_the_key() -> None:
+    with (
+        override_settings(KAFKA_JOBS={"SERIALIZER": "tests.nowhere.Serializer"}),
+        pytest.raises(ConfigurationError, match=r"KAFKA_JOBS\['SERIALIZER'\]"),
+    ):
+        get_serializer()
