@@ -68,17 +68,24 @@ class Decision:
 
 @dataclasses.dataclass(frozen=True)
 class RetryPolicy:
-    """The retry and discard rules of one job class, most specific first."""
+    """The retry and discard rules of one job class, then (``parent``) those of the classes it inherits."""
 
     retry_rules: tuple[RetryOn, ...] = ()
     discard: tuple[type[BaseException], ...] = ()
+    parent: RetryPolicy | None = None
 
     def extended(self, retry_rules: Iterable[RetryOn], discard: Iterable[type[BaseException]]) -> RetryPolicy:
-        """Return a policy whose new rules take precedence over these."""
-        return RetryPolicy(tuple(retry_rules) + self.retry_rules, tuple(discard) + self.discard)
+        """Return a policy whose new rules (discard and retry alike) take precedence over these."""
+        retry_rules, discard = tuple(retry_rules), tuple(discard)
+        if not retry_rules and not discard:
+            return self
+        return RetryPolicy(retry_rules, discard, self)
 
     def decide(self, exc: BaseException, executions: int) -> Decision:
-        """Decide for ``exc`` raised by execution number ``executions`` (1 for the first run)."""
+        """Decide for ``exc`` raised by execution number ``executions`` (1 for the first run).
+
+        A class's own rules are consulted before its parents' (within one class, discard_on first).
+        """
         if self.discard and isinstance(exc, self.discard):
             return Decision(Action.DISCARD)
         for rule in self.retry_rules:
@@ -86,6 +93,8 @@ class RetryPolicy:
                 if executions < rule.attempts:
                     return Decision(Action.RETRY, rule.delay(executions), rule)
                 return Decision(Action.ESCALATE, rule=rule)
+        if self.parent is not None:
+            return self.parent.decide(exc, executions)
         return Decision(Action.ESCALATE)
 
 
@@ -94,7 +103,7 @@ def _check_exceptions(owner: str, what: str, exceptions: Iterable[Any]) -> tuple
     if not result:
         raise InvalidJob(f"{owner}.{what} names no exception class.")
     for exc in result:
-        if not (isinstance(exc, type) and issubclass(exc, Exception)):
+        if not (isinstance(exc, type) and issubclass(exc, Exception)) or issubclass(exc, MemoryError):
             raise InvalidJob(
                 f"{owner}.{what}: {exc!r} is not an Exception subclass (SystemExit, KeyboardInterrupt and "
                 "MemoryError are critical and never retried or discarded)."
