@@ -45,7 +45,7 @@ class VirtualPartitions:
     def __post_init__(self) -> None:
         if not callable(self.key):
             raise ConfigurationError(f"virtual_partitions key must be callable, got {self.key!r}.")
-        if not isinstance(self.max_lanes, int) or self.max_lanes < 1:
+        if not isinstance(self.max_lanes, int) or isinstance(self.max_lanes, bool) or self.max_lanes < 1:
             raise ConfigurationError(f"virtual_partitions max_lanes must be an int >= 1, got {self.max_lanes!r}.")
 
 
@@ -169,7 +169,7 @@ def load_routes(module_path: str, prefix: str = "") -> RouteTable:
     try:
         module = importlib.import_module(module_path)
     except ModuleNotFoundError as exc:
-        if exc.name and module_path.startswith(exc.name):
+        if exc.name and (module_path == exc.name or module_path.startswith(exc.name + ".")):
             raise ConfigurationError(
                 f"KAFKA_JOBS['ROUTES'] names the module {module_path!r}, which does not exist. Create it with "
                 "routes = [active_job_topic('default')] or point ROUTES at your routes module."
