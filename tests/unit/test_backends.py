@@ -1,0 +1,384 @@
+"""The in-process backends, deferral to transaction commit, and the Kafka backend's checks before producing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db import transaction
+from django.test import override_settings
+
+from kafka_jobs import EncodeError, Job, UnroutedQueue, perform_all_later, signals
+from kafka_jobs.backends import get_backend
+from kafka_jobs.backends import kafka as kafka_backend
+from kafka_jobs.backends.inline import InlineBackend
+from kafka_jobs.backends.recording import RecordingBackend
+from kafka_jobs.backends.threadpool import ThreadPoolBackend
+from kafka_jobs.producer import OutgoingMessage
+from kafka_jobs.testing import capture_jobs, enqueued_jobs, perform_enqueued_jobs
+
+ran: list[tuple[Job, tuple[Any, ...], dict[str, Any]]] = []
+async_done = threading.Event()
+async_ran_on: list[str] = []
+
+
+class TrackJob(Job):
+    queue_as = "single"
+
+    def perform(self, *args: Any, **kwargs: Any) -> None:
+        ran.append((self, args, kwargs))
+
+
+class ImmediateJob(Job):
+    enqueue_after_commit = False
+
+    def perform(self, tag: str) -> None:
+        ran.append((self, (tag,), {}))
+
+
+class ChainJob(Job):
+    def perform(self, depth: int) -> None:
+        ran.append((self, (depth,), {}))
+        if depth > 0:
+            ChainJob.perform_later(depth - 1)
+
+
+class AsyncJob(Job):
+    def perform(self, tag: str) -> None:
+        async_ran_on.append(threading.current_thread().name)
+        ran.append((self, (tag,), {}))
+        async_done.set()
+
+
+class NowhereJob(Job):
+    queue_as = "nowhere"
+
+    def perform(self) -> None:
+        pass
+
+
+def tenant_of(job: Job) -> Any:
+    return job.kwargs["tenant"]
+
+
+class KeyedSyncJob(Job):
+    queue_as = "wide"
+    kafka_options = {"dispatch_method": "produce_sync", "partitioner": tenant_of}
+
+    def perform(self, tenant: str) -> None:
+        pass
+
+
+class ExplicitPartitionJob(Job):
+    queue_as = "wide"
+    kafka_options = {"partitioner": lambda job: job.args[0], "partition_key_type": "partition"}
+
+    def perform(self, partition: int) -> None:
+        pass
+
+
+@pytest.fixture(autouse=True)
+def _reset_records() -> Iterator[None]:
+    ran.clear()
+    async_ran_on.clear()
+    async_done.clear()
+    yield
+    ran.clear()
+
+
+class FakeProducer:
+    """Stands in for the Kafka producer: records what would be produced."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[OutgoingMessage], bool]] = []
+
+    def produce(self, messages: list[OutgoingMessage], *, sync: bool) -> None:
+        self.calls.append((list(messages), sync))
+
+
+@pytest.fixture
+def fake_producer(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProducer]:
+    producer = FakeProducer()
+    monkeypatch.setattr(kafka_backend, "get_producer", lambda: producer)
+    monkeypatch.setattr(kafka_backend, "close_producer", lambda: None)
+    with override_settings(JOB_BACKEND="kafka"):
+        yield producer
+
+
+# Backend selection ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [("inline", InlineBackend), ("test", RecordingBackend), ("async", ThreadPoolBackend)],
+)
+def test_job_backend_setting_selects_the_backend(name: str, cls: type) -> None:
+    with override_settings(JOB_BACKEND=name):
+        backend = get_backend()
+        assert isinstance(backend, cls)
+        assert get_backend() is backend  # one instance until settings change
+
+
+# inline --------------------------------------------------------------------------------------------------
+
+
+@override_settings(JOB_BACKEND="inline")
+def test_inline_runs_at_once_from_the_encoded_form() -> None:
+    when = dt.datetime(2024, 1, 2, 3, 4, tzinfo=dt.UTC)
+    job = TrackJob.perform_later(1, (2, 3), Decimal("4.5"), when=when, ids=[uuid.UUID(int=9)])
+
+    assert len(ran) == 1
+    performed, args, kwargs = ran[0]
+    assert performed is not job  # decoded again, as a worker would
+    assert performed.job_id == job.job_id
+    assert args == (1, (2, 3), Decimal("4.5"))
+    assert isinstance(args[1], tuple)
+    assert kwargs == {"when": when, "ids": [uuid.UUID(int=9)]}
+    assert performed.executions == 1
+    assert job.successfully_enqueued is True
+
+
+@override_settings(JOB_BACKEND="inline")
+def test_inline_propagates_the_job_error() -> None:
+    class Boom(Exception):
+        pass
+
+    def explode(*args: Any, **kwargs: Any) -> None:
+        raise Boom
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(TrackJob, "perform", explode)
+        with pytest.raises(Boom):
+            TrackJob.perform_later()
+
+
+# test (recording) ----------------------------------------------------------------------------------------
+
+
+def test_test_backend_records_without_running() -> None:
+    with capture_jobs() as backend:
+        job = TrackJob.perform_later("a", k=1)
+
+        assert backend.enqueued_jobs() == [job]
+        assert ran == []
+        assert job.successfully_enqueued is True
+
+
+def test_perform_enqueued_runs_recorded_jobs_and_those_they_enqueue() -> None:
+    with capture_jobs() as backend:
+        ChainJob.perform_later(2)
+        TrackJob.perform_later("x")
+
+        assert perform_enqueued_jobs() == 4
+
+        assert [(type(job).__name__, args) for job, args, _ in ran] == [
+            ("ChainJob", (2,)),
+            ("TrackJob", ("x",)),
+            ("ChainJob", (1,)),
+            ("ChainJob", (0,)),
+        ]
+        assert enqueued_jobs() == []
+        assert len(backend.performed) == 4
+
+
+def test_perform_enqueued_only_runs_the_given_class() -> None:
+    with capture_jobs():
+        TrackJob.perform_later("x")
+        ChainJob.perform_later(0)
+
+        assert perform_enqueued_jobs(only=ChainJob) == 1
+        assert [type(job) for job in enqueued_jobs()] == [TrackJob]
+
+
+# async (thread pool) -------------------------------------------------------------------------------------
+
+
+def test_async_backend_runs_the_job_on_a_pool_thread() -> None:
+    with override_settings(JOB_BACKEND="async"):
+        AsyncJob.perform_later("bg")
+
+        assert async_done.wait(timeout=10), "the async backend did not run the job within 10 s"
+    assert async_ran_on[0].startswith("kafka-jobs-async")
+    assert async_ran_on[0] != threading.current_thread().name
+    assert ran[0][1] == ("bg",)
+
+
+# Enqueue after commit ------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_enqueue_inside_atomic_dispatches_after_commit() -> None:
+    enqueued: list[Job] = []
+
+    def on_enqueued(sender: type[Job], job: Job, **_: Any) -> None:
+        enqueued.append(job)
+
+    signals.job_enqueued.connect(on_enqueued)
+    try:
+        with capture_jobs():
+            with transaction.atomic():
+                job = TrackJob.perform_later("in tx")
+                assert enqueued_jobs() == []
+                assert enqueued == []
+                assert job.successfully_enqueued is False
+            assert enqueued_jobs() == [job]
+            assert enqueued == [job]
+            assert job.successfully_enqueued is True
+    finally:
+        signals.job_enqueued.disconnect(on_enqueued)
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(JOB_BACKEND="inline")
+def test_inline_job_enqueued_in_a_transaction_runs_after_commit() -> None:
+    with transaction.atomic():
+        TrackJob.perform_later("later")
+        assert ran == []
+    assert [args for _, args, _ in ran] == [("later",)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_enqueue_inside_rolled_back_atomic_is_never_dispatched() -> None:
+    with capture_jobs():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            TrackJob.perform_later("lost")
+            raise RuntimeError("rollback")
+
+        assert enqueued_jobs() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_enqueue_inside_rolled_back_savepoint_is_dropped_and_the_rest_dispatched() -> None:
+    with capture_jobs():
+        with transaction.atomic():
+            TrackJob.perform_later("kept")
+            with pytest.raises(RuntimeError), transaction.atomic():
+                TrackJob.perform_later("dropped")
+                raise RuntimeError("rollback savepoint")
+
+        assert [job.args for job in enqueued_jobs()] == [["kept"]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_perform_all_later_inside_atomic_dispatches_the_batch_after_commit() -> None:
+    with capture_jobs():
+        with transaction.atomic():
+            assert perform_all_later([TrackJob(1), TrackJob(2)]) == 2
+            assert enqueued_jobs() == []
+        assert [job.args for job in enqueued_jobs()] == [[1], [2]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_job_can_opt_out_of_waiting_for_commit() -> None:
+    with capture_jobs():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            ImmediateJob.perform_later("now")
+            assert len(enqueued_jobs()) == 1
+            raise RuntimeError("rollback")
+
+        assert len(enqueued_jobs()) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_setting_can_turn_off_waiting_for_commit() -> None:
+    overrides = {"KAFKA_JOBS": {"ROUTES": "tests.kafka_routes", "ENQUEUE_AFTER_COMMIT": False}}
+    with override_settings(**overrides), capture_jobs(), transaction.atomic():
+        TrackJob.perform_later("now")
+        assert len(enqueued_jobs()) == 1
+
+
+def test_without_a_transaction_dispatch_is_immediate() -> None:
+    with capture_jobs():
+        TrackJob.perform_later("x")
+        assert len(enqueued_jobs()) == 1
+
+
+# Encoding happens at enqueue time ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["test", "inline", "async"])
+def test_unserializable_argument_raises_encode_error_at_perform_later(backend: str) -> None:
+    with override_settings(JOB_BACKEND=backend), pytest.raises(EncodeError, match="set"):
+        TrackJob.perform_later({1, 2})
+    assert ran == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_encode_error_is_raised_inside_the_transaction_not_at_commit() -> None:
+    with capture_jobs(), transaction.atomic():
+        with pytest.raises(EncodeError):
+            TrackJob.perform_later(object())
+        assert enqueued_jobs() == []
+
+
+def test_perform_all_later_encodes_every_job_before_dispatching_any() -> None:
+    with capture_jobs():
+        with pytest.raises(EncodeError):
+            perform_all_later([TrackJob(1), TrackJob(float("nan"))])
+        assert enqueued_jobs() == []
+
+
+# kafka ---------------------------------------------------------------------------------------------------
+
+
+def test_kafka_backend_refuses_an_unrouted_queue_before_producing(fake_producer: FakeProducer) -> None:
+    with pytest.raises(UnroutedQueue, match="'nowhere'"):
+        NowhereJob.perform_later()
+    with pytest.raises(UnroutedQueue):
+        TrackJob.set(queue="typo").perform_later()
+    with pytest.raises(UnroutedQueue):
+        perform_all_later([TrackJob(1), NowhereJob()])
+
+    assert fake_producer.calls == []
+
+
+def test_kafka_backend_allows_unrouted_queues_when_not_required(fake_producer: FakeProducer) -> None:
+    overrides = {"ROUTES": "tests.kafka_routes", "REQUIRE_ROUTE": False, "QUEUE_PREFIX": "p."}
+    with override_settings(KAFKA_JOBS=overrides):
+        NowhereJob.perform_later()
+
+    [(messages, _)] = fake_producer.calls
+    assert messages[0].topic == "p.nowhere"
+
+
+def test_kafka_backend_produces_to_the_routed_topic_with_headers(fake_producer: FakeProducer) -> None:
+    job = TrackJob.perform_later("x")
+
+    [(messages, sync)] = fake_producer.calls
+    [message] = messages
+    assert sync is False  # produce_async by default
+    assert message.topic == "single"
+    assert message.key is None
+    assert message.partition is None
+    assert dict(message.headers or []) == {"kj-job": job.job_name.encode(), "kj-id": job.job_id.encode()}
+    assert job.successfully_enqueued is True
+
+
+def test_kafka_backend_keys_by_partitioner_and_waits_for_sync_jobs(fake_producer: FakeProducer) -> None:
+    KeyedSyncJob.perform_later(tenant="acme")
+    KeyedSyncJob.set(partition_key=42).perform_later(tenant="acme")
+
+    (first, first_sync), (second, _) = fake_producer.calls
+    assert first_sync is True
+    assert first[0].key == b"acme"
+    assert second[0].key == b"42"  # an explicit partition_key wins over the partitioner
+
+
+def test_kafka_backend_sends_to_an_explicit_partition(fake_producer: FakeProducer) -> None:
+    ExplicitPartitionJob.perform_later(4)
+    TrackJob.set(partition=1).perform_later()
+
+    (first, _), (second, _) = fake_producer.calls
+    assert (first[0].partition, first[0].key) == (4, None)
+    assert second[0].partition == 1
+
+
+def test_kafka_backend_batches_perform_all_later_by_dispatch_method(fake_producer: FakeProducer) -> None:
+    assert perform_all_later([TrackJob(1), KeyedSyncJob(tenant="t"), TrackJob(2)]) == 3
+
+    assert [(len(messages), sync) for messages, sync in fake_producer.calls] == [(3, False)]

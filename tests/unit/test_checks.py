@@ -1,0 +1,91 @@
+"""System checks (``manage.py check``): invalid settings, invalid routes, jobs on unrouted queues."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import override_settings
+
+from kafka_jobs import Job
+from kafka_jobs.checks import check_settings
+
+ROUTES = "tests.kafka_routes"
+
+
+class UncheckedQueueJob(Job):
+    queue_as = "unrouted-for-checks"
+
+    def perform(self) -> None:
+        pass
+
+
+def ids(messages: list) -> list[str]:
+    return [message.id for message in messages]
+
+
+def test_invalid_settings_report_e001_naming_the_key() -> None:
+    with override_settings(KAFKA_JOBS={"ROUTES": ROUTES, "CONCURRENCY": 0}):
+        [error] = check_settings()
+
+    assert error.id == "kafka_jobs.E001"
+    assert "KAFKA_JOBS['CONCURRENCY']" in error.msg
+
+
+def test_invalid_backend_reports_e001() -> None:
+    with override_settings(JOB_BACKEND="rq"):
+        assert ids(check_settings()) == ["kafka_jobs.E001"]
+
+
+def test_manage_py_check_fails_on_invalid_settings() -> None:
+    with (
+        override_settings(KAFKA_JOBS={"NOT_A_KEY": 1}),
+        pytest.raises(SystemCheckError, match=r"kafka_jobs\.E001.*NOT_A_KEY"),
+    ):
+        call_command("check", stdout=StringIO(), stderr=StringIO())
+
+
+def test_missing_routes_module_reports_e002_with_the_kafka_backend() -> None:
+    with override_settings(JOB_BACKEND="kafka", KAFKA_JOBS={"ROUTES": "tests.no_such_routes"}):
+        [error] = check_settings()
+
+    assert error.id == "kafka_jobs.E002"
+    assert "tests.no_such_routes" in error.msg
+
+
+def test_job_on_unrouted_queue_reports_w001_with_the_kafka_backend() -> None:
+    with override_settings(JOB_BACKEND="kafka", KAFKA_JOBS={"ROUTES": ROUTES}):
+        messages = [m for m in check_settings() if m.obj is UncheckedQueueJob]
+
+    [warning] = messages
+    assert warning.id == "kafka_jobs.W001"
+    assert "'unrouted-for-checks'" in warning.msg
+    assert "active_job_topic('unrouted-for-checks')" in warning.hint
+
+
+def test_routed_jobs_report_nothing() -> None:
+    with override_settings(JOB_BACKEND="kafka", KAFKA_JOBS={"ROUTES": ROUTES}):
+        flagged = {m.obj for m in check_settings()}
+
+    from tests.jobs import FailingJob, RecordJob, SlowJob
+
+    assert flagged.isdisjoint({RecordJob, FailingJob, SlowJob})
+
+
+def test_unrouted_queues_are_not_reported_when_routes_are_not_required() -> None:
+    with override_settings(JOB_BACKEND="kafka", KAFKA_JOBS={"ROUTES": ROUTES, "REQUIRE_ROUTE": False}):
+        assert check_settings() == []
+
+
+def test_in_process_backends_do_not_need_routes() -> None:
+    with override_settings(JOB_BACKEND="test", KAFKA_JOBS={"ROUTES": "tests.no_such_routes"}):
+        assert check_settings() == []
+
+
+def test_manage_py_check_passes_with_the_test_settings() -> None:
+    out = StringIO()
+    call_command("check", stdout=out, stderr=StringIO())
+
+    assert "no issues" in out.getvalue()

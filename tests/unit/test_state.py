@@ -1,0 +1,234 @@
+"""The worker's partition bookkeeping: the commit point, accepting messages, lanes."""
+
+from __future__ import annotations
+
+from kafka_jobs.routing import active_job_topic
+from kafka_jobs.worker.state import OffsetTracker, PartitionState
+
+LIMIT = 100
+
+
+def tracker_with(*offsets: int) -> OffsetTracker:
+    tracker = OffsetTracker()
+    for offset in offsets:
+        tracker.add(offset)
+    return tracker
+
+
+def partition() -> PartitionState:
+    return PartitionState("jobs", 0, active_job_topic("jobs"))
+
+
+def buffer(state: PartitionState, offset: int, key: object = None) -> None:
+    """Accept ``offset`` and queue it in the lane for ``key``, as the listener does."""
+    assert state.accept(offset, LIMIT)
+    state.lane(key).messages.append(offset)
+
+
+# OffsetTracker -------------------------------------------------------------------------------------------
+
+
+def test_nothing_finished_means_nothing_to_commit() -> None:
+    tracker = tracker_with(5, 6)
+
+    assert tracker.position is None
+    assert len(tracker) == 2
+
+
+def test_in_order_finishes_advance_the_commit_point_past_each_job() -> None:
+    tracker = tracker_with(5, 6, 7)
+
+    tracker.finish(5)
+    assert tracker.position == 6
+    tracker.finish(6)
+    assert tracker.position == 7
+    tracker.finish(7)
+    assert tracker.position == 8
+    assert len(tracker) == 0
+
+
+def test_commit_point_is_the_lowest_unfinished_offset() -> None:
+    tracker = tracker_with(10, 11, 12)
+
+    tracker.finish(11)
+    tracker.finish(12)
+    assert tracker.position is None  # 10 still runs: committing 13 would lose it on a crash
+
+    tracker.finish(10)
+    assert tracker.position == 13
+
+
+def test_out_of_order_finishes_as_in_virtual_partitions() -> None:
+    tracker = tracker_with(0, 1, 2, 3, 4, 5)
+
+    for offset in (5, 3, 1):
+        tracker.finish(offset)
+    assert tracker.position is None
+    tracker.finish(0)
+    assert tracker.position == 2
+    tracker.finish(4)
+    assert tracker.position == 2
+    tracker.finish(2)
+    assert tracker.position == 6
+    assert len(tracker) == 0
+
+
+def test_gaps_in_offsets_are_skipped_by_the_commit_point() -> None:
+    tracker = tracker_with(3, 7, 20)  # compacted topic or transaction markers
+
+    tracker.finish(3)
+    tracker.finish(7)
+    assert tracker.position == 8
+    tracker.finish(20)
+    assert tracker.position == 21
+
+
+# PartitionState.accept -----------------------------------------------------------------------------------
+
+
+def test_accept_takes_new_offsets_and_tracks_them() -> None:
+    state = partition()
+
+    assert state.accept(4, LIMIT)
+    assert state.accept(5, LIMIT)
+    assert state.next_offset == 6
+    assert len(state.tracker) == 2
+
+
+def test_accept_refuses_offsets_already_buffered() -> None:
+    state = partition()
+    state.accept(4, LIMIT)
+    state.accept(5, LIMIT)
+
+    assert not state.accept(5, LIMIT)
+    assert not state.accept(3, LIMIT)
+    assert state.next_offset == 6
+    assert len(state.tracker) == 2
+
+
+def test_accept_refuses_while_paused() -> None:
+    state = partition()
+    state.accept(0, LIMIT)
+    state.paused = True
+
+    assert not state.accept(1, LIMIT)
+    assert state.next_offset == 1  # resumed from here: the refused message is fetched again
+
+
+def test_accept_refuses_after_revocation() -> None:
+    state = partition()
+    state.revoked = True
+
+    assert not state.accept(0, LIMIT)
+    assert state.next_offset is None
+    assert len(state.tracker) == 0
+
+
+def test_a_full_partition_refuses_and_pauses_so_nothing_is_skipped() -> None:
+    state = partition()
+    for offset in range(3):
+        assert state.accept(offset, 3)
+        state.lane(None).messages.append(offset)
+
+    assert not state.accept(3, 3)
+    assert state.paused
+    assert not state.accept(4, 3)  # a later message of the same fetch is refused too
+    assert state.next_offset == 3
+
+
+# Dropping unstarted jobs and the commit point -------------------------------------------------------------
+
+
+def test_dropped_jobs_are_never_committed_past() -> None:
+    state = partition()
+    for offset in range(3):
+        buffer(state, offset)
+    state.lane(None).messages.popleft()
+    state.running_offsets.add(0)
+
+    state.drop_unstarted()
+    state.tracker.finish(0)
+    state.running_offsets.discard(0)
+
+    assert state.buffered == 0
+    assert state.commit_point() == 1  # 1 and 2 never ran: they are fetched again after a restart
+
+
+def test_dropped_job_blocks_later_finished_lane_in_virtual_partitions() -> None:
+    state = partition()
+    buffer(state, 0, key="a")
+    buffer(state, 1, key="b")
+    buffer(state, 2, key="c")
+    for key in ("a", "c"):
+        state.lane(key).messages.popleft()
+    state.tracker.finish(2)  # lane c finished first
+
+    state.drop_unstarted()  # revoked: offset 1 (lane b) never started
+    state.tracker.finish(0)
+
+    assert state.commit_point() == 1
+
+
+def test_commit_point_is_reported_once_per_move() -> None:
+    state = partition()
+    buffer(state, 0)
+    buffer(state, 1)
+    assert state.commit_point() is None
+
+    state.tracker.finish(0)
+    assert state.commit_point() == 1
+    state.committed = 1
+    assert state.commit_point() is None
+    state.tracker.finish(1)
+    assert state.commit_point() == 2
+
+
+# Lanes ---------------------------------------------------------------------------------------------------
+
+
+def test_lane_is_created_once_per_key() -> None:
+    state = partition()
+
+    assert state.lane("k") is state.lane("k")
+    assert state.lane("k") is not state.lane("other")
+    assert {lane.key for lane in state} == {"k", "other"}
+
+
+def test_lane_is_runnable_only_with_messages_and_no_owner_or_backoff() -> None:
+    state = partition()
+    lane = state.lane(None)
+    assert not lane.runnable(now=100.0)  # empty
+
+    lane.messages.append(0)
+    assert lane.runnable(now=100.0)
+
+    lane.retry_at = 150.0
+    assert not lane.runnable(now=100.0)
+    assert state.backing_off
+    assert lane.runnable(now=150.0)
+    lane.retry_at = None
+
+    lane.running = True
+    assert not lane.runnable(now=100.0)
+    lane.running = False
+    lane.queued = True
+    assert not lane.runnable(now=100.0)
+    lane.queued = False
+
+    state.stopping = True
+    assert not lane.runnable(now=100.0)
+    state.stopping = False
+    state.revoked = True
+    assert not lane.runnable(now=100.0)
+
+
+def test_buffered_and_running_count_across_lanes() -> None:
+    state = partition()
+    buffer(state, 0, key="a")
+    buffer(state, 1, key="b")
+    buffer(state, 2, key="b")
+
+    assert state.buffered == 3
+    assert not state.running
+    state.running_offsets.add(0)
+    assert state.running
