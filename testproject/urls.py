@@ -1,0 +1,9 @@
+"""URLs of the testproject."""
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("jobs/", views.jobs, name="jobs"),
+]

@@ -1,0 +1,58 @@
+"""The testproject's HTTP API: enqueue example jobs, and count how many have run."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from kafka_jobs import EnqueueError, perform_all_later
+from testproject.example.jobs.example_job import ExampleJob
+from testproject.example.models import JobRun
+
+MAX_COUNT = 10_000
+
+
+def _count(request: HttpRequest) -> int | None:
+    raw = request.GET.get("count", "1")
+    try:
+        count = int(raw)
+    except ValueError:
+        return None
+    return count if 1 <= count <= MAX_COUNT else None
+
+
+@csrf_exempt  # a JSON API for scripts and the demo; there is no session to protect
+@require_http_methods(["GET", "POST"])
+def jobs(request: HttpRequest) -> JsonResponse:
+    """``POST /jobs/?count=N&batch=B`` enqueues N ExampleJobs; ``GET /jobs/?batch=B`` counts finished ones.
+
+    ``batch`` tags the jobs so a caller can count its own (default: a new random tag).
+    """
+    if request.method == "GET":
+        runs = JobRun.objects.all()
+        batch = request.GET.get("batch")
+        if batch:
+            runs = runs.filter(batch=batch)
+        return JsonResponse({"batch": batch, "done": runs.count()})
+
+    count = _count(request)
+    if count is None:
+        return JsonResponse(
+            {"error": f"count must be a whole number from 1 to {MAX_COUNT}, got {request.GET.get('count')!r}."},
+            status=400,
+        )
+    batch = request.GET.get("batch") or uuid.uuid4().hex
+    if len(batch) > JobRun._meta.get_field("batch").max_length:
+        return JsonResponse({"error": "batch must be at most 64 characters."}, status=400)
+    batch_jobs = [ExampleJob(batch, number) for number in range(count)]
+    try:
+        # One batch with the job's dispatch_many_method; a single job would use ExampleJob.perform_later(...).
+        enqueued = perform_all_later(batch_jobs)
+    except EnqueueError as exc:
+        return JsonResponse({"error": str(exc)}, status=503)
+    return JsonResponse(
+        {"batch": batch, "enqueued": enqueued, "job_ids": [job.job_id for job in batch_jobs]}, status=202
+    )
