@@ -6,6 +6,7 @@ Validated once and cached; rebuilt when Django's ``setting_changed`` fires so ``
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
@@ -36,6 +37,8 @@ class Backoff:
             raise ConfigurationError(
                 f"Backoff maximum must be a number of seconds >= initial ({self.initial}), got {self.maximum!r}."
             )
+        if not isinstance(self.exponential, bool):
+            raise ConfigurationError(f"Backoff exponential must be True or False, got {self.exponential!r}.")
 
     def delay(self, attempt: int) -> float:
         """Return the pause before retry number ``attempt`` (1 for the first retry)."""
@@ -151,6 +154,11 @@ def build_settings(backend: Any, raw: Any) -> KafkaJobsSettings:
     kwargs: dict[str, Any] = {k.lower(): v for k, v in raw.items() if k != "BACKOFF"}
     if "BACKOFF" in raw:
         kwargs["backoff"] = _parse_backoff(raw["BACKOFF"])
+    if not re.fullmatch(r"[A-Za-z0-9._-]*", kwargs.get("queue_prefix", "")):
+        raise ConfigurationError(
+            f"KAFKA_JOBS['QUEUE_PREFIX'] is {kwargs['queue_prefix']!r}; a topic name prefix may only use "
+            "characters from [A-Za-z0-9._-]."
+        )
     if not kwargs.get("bootstrap_servers", "x").strip():
         raise ConfigurationError("KAFKA_JOBS['BOOTSTRAP_SERVERS'] is empty; set it to 'host:port[,host:port]'.")
     return KafkaJobsSettings(backend=backend, **kwargs)

@@ -116,6 +116,17 @@ def test_backoff_maximum_below_initial_is_an_error() -> None:
         build_settings("kafka", {"BACKOFF": {"INITIAL": 5, "MAX": 1}})
 
 
+def test_backoff_exponential_must_be_a_bool() -> None:
+    with pytest.raises(ConfigurationError, match=r"KAFKA_JOBS\['BACKOFF'\].*exponential"):
+        build_settings("kafka", {"BACKOFF": {"EXPONENTIAL": "no"}})
+
+
+@pytest.mark.parametrize("prefix", ["staging/", "a b.", "ü."])
+def test_queue_prefix_must_be_usable_in_a_topic_name(prefix: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"KAFKA_JOBS\['QUEUE_PREFIX'\]"):
+        build_settings("kafka", {"QUEUE_PREFIX": prefix})
+
+
 def test_empty_bootstrap_servers_is_an_error() -> None:
     with pytest.raises(ConfigurationError, match="BOOTSTRAP_SERVERS"):
         build_settings("kafka", {"BOOTSTRAP_SERVERS": "  "})
