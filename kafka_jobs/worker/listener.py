@@ -28,6 +28,8 @@ logger = logging.getLogger("kafka_jobs.worker")
 
 BATCH_SIZE = 500
 POLL_TIMEOUT = 0.25
+# While a partition is paused with a full buffer, poll briefly so it resumes as soon as its jobs drain it.
+PAUSED_POLL_TIMEOUT = 0.02
 
 
 def consumer_config(settings: KafkaJobsSettings) -> dict[str, Any]:
@@ -38,6 +40,11 @@ def consumer_config(settings: KafkaJobsSettings) -> dict[str, Any]:
         "client.id": settings.client_id,
         "auto.offset.reset": "earliest",
         "fetch.wait.max.ms": 100,
+        # librdkafka prefetches up to 100k messages per partition by default; keep its queue near our buffer
+        # (so a backlog of a million jobs costs no more memory than ten thousand), and with such a small queue
+        # do not wait the default second before fetching again (its documentation recommends lowering it).
+        "queued.min.messages": settings.max_buffered_messages,
+        "fetch.queue.backoff.ms": 100,
         **settings.consumer,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -77,7 +84,8 @@ class Worker:
         self.assigned_once = False
         self.completed = 0
         self.running = 0
-        self.eof: set[tuple[str, int]] = set()
+        self.peak_buffered = 0  # the most messages one partition held at once (bounded by max_buffered_messages)
+        self.abandon_running = False  # after the shutdown timeout, revocation does not wait for jobs again
         self.last_commit = 0.0
         self.consumer: Consumer | None = None
 
@@ -119,36 +127,46 @@ class Worker:
         first = self.consumer.poll(self._poll_timeout())
         if first is None:
             return
-        batch = [first, *self.consumer.consume(BATCH_SIZE - 1, 0)]
+        # Accept the first message before consume() can run a rebalance callback that would make it stale.
+        with self.cond:
+            self._accept(first)
+        batch = self.consumer.consume(BATCH_SIZE - 1, 0)
         with self.cond:
             for message in batch:
                 self._accept(message)
             self.cond.notify_all()
 
     def _poll_timeout(self) -> float:
+        timeout = POLL_TIMEOUT
         with self.cond:
-            due = [lane.retry_at for s in self.states.values() for lane in s if lane.retry_at is not None]
-        if not due:
-            return POLL_TIMEOUT
-        return max(0.0, min(POLL_TIMEOUT, min(due) - time.monotonic()))
+            for state in self.states.values():
+                for lane in state:
+                    if lane.retry_at is not None:
+                        timeout = min(timeout, lane.retry_at - time.monotonic())
+                if state.paused and not state.backing_off:
+                    timeout = min(timeout, PAUSED_POLL_TIMEOUT)
+        return max(0.0, timeout)
 
     def _accept(self, message: Any) -> None:
         """Buffer one fetched message in its lane (called under cond)."""
         error = message.error()
+        state = self.states.get((message.topic(), message.partition()))
         if error is not None:
             if error.code() == KafkaError._PARTITION_EOF:
-                self.eof.add((message.topic(), message.partition()))
+                if state is not None:
+                    state.eof_offset = message.offset()
                 return
             if error.fatal():
                 raise KafkaException(error)
             logger.warning("Consumer error: %s", error.str())
             return
-        state = self.states.get((message.topic(), message.partition()))
-        if state is None or self.stopping or not state.accept(message.offset()):
+        if state is None or self.stopping:
             return
-        self.eof.discard((message.topic(), message.partition()))
+        if not state.accept(message.offset(), self.settings.max_buffered_messages):
+            return
         lane = state.lane(self._lane_key(state.route, message))
         lane.messages.append(message)
+        self.peak_buffered = max(self.peak_buffered, state.buffered)
         self._make_ready(lane)
 
     def _lane_key(self, route: Route, message: Any) -> Any:
@@ -178,23 +196,29 @@ class Worker:
                 self.cond.notify_all()
 
     def _flow_control(self) -> None:
-        """Pause partitions whose buffer is full or whose job waits to retry; resume them when drained."""
+        """Pause partitions whose buffer is full or whose job waits to retry; resume them when drained.
+
+        A paused partition refuses fetched messages; it is resumed with a seek to the first one it refused.
+        """
         assert self.consumer is not None
         limit = self.settings.max_buffered_messages
         with self.cond:
             changes = []
             for state in self.states.values():
                 hold = state.buffered >= limit or (state.backing_off and state.route.virtual_partitions is None)
-                if hold and not state.paused:
+                if hold:
                     state.paused = True
+                if state.paused and not state.paused_in_consumer:
+                    state.paused_in_consumer = True
                     changes.append((state, True))
                 elif state.paused and not hold and state.buffered <= limit // 2:
-                    state.paused = False
+                    state.paused = state.paused_in_consumer = False
                     changes.append((state, False))
         for state, pause in changes:
             tp = TopicPartition(state.topic, state.partition)
             if pause:
                 self.consumer.pause([tp])
+                logger.debug("Paused %s/%d: %d message(s) buffered", state.topic, state.partition, state.buffered)
                 continue
             self.consumer.resume([tp])
             if state.next_offset is not None:
@@ -204,21 +228,33 @@ class Worker:
                     logger.warning("Could not seek %s/%d on resume (%s); retrying", state.topic, state.partition, exc)
                     self.consumer.pause([tp])
                     with self.cond:
-                        state.paused = True
+                        state.paused = state.paused_in_consumer = True
+                    continue
+            logger.debug(
+                "Resumed %s/%d at offset %s: %d message(s) buffered",
+                state.topic,
+                state.partition,
+                state.next_offset,
+                state.buffered,
+            )
 
     def _commit(self, *, sync: bool, states: Iterable[PartitionState] | None = None) -> None:
-        """Commit the offset below which every job of a partition has finished."""
+        """Commit the offset below which every job of a partition has finished.
+
+        A sync commit (revocation, shutdown) sends every known position again, in case an earlier
+        asynchronous commit failed.
+        """
         assert self.consumer is not None
         now = time.monotonic()
         if not sync and now - self.last_commit < self.settings.commit_interval:
             return
         self.last_commit = now
         with self.cond:
-            pending = [
-                (state, point)
-                for state in (states if states is not None else self.states.values())
-                if not state.revoked and (point := state.commit_point()) is not None
-            ]
+            pending = []
+            for state in states if states is not None else self.states.values():
+                point = state.tracker.position if sync else state.commit_point()
+                if point is not None and not state.revoked:
+                    pending.append((state, point))
         if not pending:
             return
         offsets = [TopicPartition(s.topic, s.partition, point) for s, point in pending]
@@ -250,10 +286,7 @@ class Worker:
             self.assigned_once
             and not self.ready
             and self.running == 0
-            and all(
-                (s.topic, s.partition) in self.eof and s.buffered == 0 and not s.backing_off
-                for s in self.states.values()
-            )
+            and all(state.drained() for state in self.states.values())
         )
 
     # Rebalance callbacks (run inside poll, on the main thread) ----------------------------------------------
@@ -263,13 +296,12 @@ class Worker:
             self.assigned_once = True
             for tp in partitions:
                 self.states[(tp.topic, tp.partition)] = PartitionState(tp.topic, tp.partition, self.routes[tp.topic])
-                self.eof.discard((tp.topic, tp.partition))
         logger.info("Assigned partitions: %s", _tp_text(partitions))
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Drop jobs not started; give running ones REVOKE_TIMEOUT to finish; commit; forget the partitions."""
         states = self._take_back(partitions)
-        deadline = time.monotonic() + self.settings.revoke_timeout
+        deadline = time.monotonic() + (0.0 if self.abandon_running else self.settings.revoke_timeout)
         with self.cond:
             while any(s.running for s in states) and (left := deadline - time.monotonic()) > 0:
                 self.cond.wait(left)
@@ -304,7 +336,6 @@ class Worker:
                 key = (state.topic, state.partition)
                 if self.states.get(key) is state:
                     del self.states[key]
-                self.eof.discard(key)
 
     # Shutdown --------------------------------------------------------------------------------------------
 
@@ -325,12 +356,19 @@ class Worker:
         while self.running and time.monotonic() < deadline:
             self.consumer.poll(0.1)  # keeps the membership alive; fetched messages are ignored while stopping
         timed_out = self.running > 0
+        self.abandon_running = timed_out
         self._commit(sync=True)
         self.consumer.close()
         if timed_out:
             logger.error("Shutdown timeout: %d job(s) still running were not marked and will run again", self.running)
             return ExitCode.SHUTDOWN_TIMEOUT
-        logger.info("Worker stopped (%s); %d job(s) completed", self.shutdown.reason, self.completed)
+        logger.info(
+            "Worker stopped (%s); %d job(s) completed; at most %d message(s) buffered per partition (limit %d)",
+            self.shutdown.reason,
+            self.completed,
+            self.peak_buffered,
+            self.settings.max_buffered_messages,
+        )
         return self.shutdown.exit_code
 
     # Job threads -----------------------------------------------------------------------------------------

@@ -35,10 +35,6 @@ class OffsetTracker:
             self._finished.discard(done)
             self.position = done + 1
 
-    def forget_unstarted(self, keep: set[int]) -> None:
-        """Drop received offsets except ``keep`` (running jobs): they will be fetched again later."""
-        self._received = collections.deque(o for o in self._received if o in keep)
-
     def __len__(self) -> int:
         return len(self._received)
 
@@ -77,7 +73,9 @@ class PartitionState:
     lanes: dict[Hashable, Lane] = dataclasses.field(default_factory=dict)
     tracker: OffsetTracker = dataclasses.field(default_factory=OffsetTracker)
     next_offset: int | None = None  # offset to fetch after a resume (last accepted + 1)
-    paused: bool = False
+    paused: bool = False  # refusing messages until resumed with a seek to next_offset
+    paused_in_consumer: bool = False  # consumer.pause() was called for it
+    eof_offset: int | None = None  # end of the partition when the consumer last reported reaching it
     stopping: bool = False  # being revoked: no new jobs start, running ones may still finish and commit
     revoked: bool = False  # no longer owned: nothing is committed or dead-lettered for it
     committed: int | None = None  # last commit point sent to the broker
@@ -105,21 +103,38 @@ class PartitionState:
             lane = self.lanes[key] = Lane(self, key)
         return lane
 
-    def accept(self, offset: int) -> bool:
-        """Return True if a message at ``offset`` is new and should be buffered."""
+    def accept(self, offset: int, limit: int) -> bool:
+        """Return True if a message at ``offset`` is new and should be buffered.
+
+        With ``limit`` messages buffered the partition is full: the message is refused and so is every
+        later one until the listener resumes the partition with a seek to ``next_offset``, so nothing is
+        skipped and the buffer never holds more than ``limit`` messages.
+        """
         if self.paused or self.revoked:
             return False  # refetched after resume from next_offset
         if self.next_offset is not None and offset < self.next_offset:
             return False  # already buffered (a fetch raced a seek)
+        if self.buffered >= limit:
+            self.paused = True
+            return False
         self.next_offset = offset + 1
         self.tracker.add(offset)
         return True
 
     def drop_unstarted(self) -> None:
-        """Forget queued messages (revocation or shutdown); running ones stay tracked."""
+        """Forget queued messages (revocation or shutdown); running ones stay tracked.
+
+        The dropped offsets stay in the tracker as unfinished, so the commit point never passes a job that
+        did not run (with virtual partitions a later offset may still finish after an earlier one is dropped).
+        """
         for lane in self.lanes.values():
             lane.messages.clear()
-        self.tracker.forget_unstarted(self.running_offsets)
+
+    def drained(self) -> bool:
+        """True if every message up to the end last reported by the consumer was buffered and none is left."""
+        if self.eof_offset is None or self.paused or self.buffered or self.backing_off:
+            return False
+        return self.next_offset is None or self.next_offset >= self.eof_offset
 
     def commit_point(self) -> int | None:
         """Return the offset to commit if it moved since the last commit, else None."""
