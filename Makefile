@@ -1,0 +1,75 @@
+# The few commands a newcomer needs. A fresh clone needs only Python >= 3.11 and make:
+#   make test    lint, format check and the whole test suite (starts its own Kafka broker)
+#   make demo    run the demo against an embedded broker
+# PYTHON selects the interpreter (PYTHON=python3.12 make test); each Python version gets its own
+# virtualenv (.venv-3.11, .venv-3.12, ...), so versions never overwrite each other's install.
+
+PYTHON ?= python3
+ARGS ?=
+
+.DEFAULT_GOAL := help
+# Goals that need no interpreter, so `make clean` still works when PYTHON is broken.
+NO_PYTHON_GOALS := clean help
+
+ifneq ($(filter-out $(NO_PYTHON_GOALS),$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
+# An absolute path: pyenv shims such as python3.12 need PYENV_VERSION, which scripts/find-python supplies.
+PYTHON_BIN := $(shell bash scripts/find-python '$(PYTHON)')
+ifeq ($(PYTHON_BIN),)
+$(error No working interpreter for PYTHON=$(PYTHON) (see the message above))
+endif
+PYTHON_VERSION := $(shell '$(PYTHON_BIN)' -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+endif
+
+VENV := .venv-$(PYTHON_VERSION)
+VENV_PY := $(VENV)/bin/python
+# Touched after a successful install; pyproject.toml being newer means "install again".
+INSTALL_STAMP := $(VENV)/.installed
+
+.PHONY: help venv test lint format typecheck demo run bench clean
+
+help:
+	@echo "make venv       create .venv-X.Y (X.Y: the version of PYTHON=$(PYTHON)), pip install -e .[dev]"
+	@echo "make test       ruff check, ruff format --check, then pytest (ARGS=... go to pytest)"
+	@echo "make lint       ruff check and ruff format --check"
+	@echo "make format     ruff format and ruff check --fix"
+	@echo "make typecheck  mypy kafka_jobs"
+	@echo "make demo       python -m testproject.demo (ARGS=... go to it)"
+	@echo "make run        python -m testproject.devserver"
+	@echo "make bench      python -m bench"
+	@echo "make clean      remove the virtualenvs, caches and build outputs"
+
+$(VENV_PY):
+	'$(PYTHON_BIN)' -m venv $(VENV)
+
+$(INSTALL_STAMP): pyproject.toml | $(VENV_PY)
+	$(VENV_PY) -m pip install -e '.[dev]'
+	touch $@
+
+venv: $(INSTALL_STAMP)
+
+test: lint
+	$(VENV_PY) -m pytest $(ARGS)
+
+lint: venv
+	$(VENV_PY) -m ruff check .
+	$(VENV_PY) -m ruff format --check .
+
+format: venv
+	$(VENV_PY) -m ruff format .
+	$(VENV_PY) -m ruff check --fix .
+
+typecheck: venv
+	$(VENV_PY) -m mypy kafka_jobs
+
+demo: venv
+	$(VENV_PY) -m testproject.demo $(ARGS)
+
+run: venv
+	$(VENV_PY) -m testproject.devserver $(ARGS)
+
+bench: venv
+	$(VENV_PY) -m bench $(ARGS)
+
+clean:
+	rm -rf .venv-*/ build/ dist/ *.egg-info .pytest_cache/ .ruff_cache/ .mypy_cache/
+	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
