@@ -10,7 +10,7 @@ from typing import Any
 
 from django.utils import timezone, translation
 
-from kafka_jobs import Job
+from kafka_jobs import Job, retry_on
 
 
 def record(log: str, **fields: Any) -> None:
@@ -83,3 +83,152 @@ class ExitJob(Job):
         record(log, event="ran", job_id=self.job_id)
         if first:
             raise SystemExit(9)
+
+
+class SyncJob(Job):
+    """A job whose enqueue waits for the broker's acknowledgement."""
+
+    queue_as = "default"
+    kafka_options = {"dispatch_method": "produce_sync"}
+
+    def perform(self) -> None:
+        """Nothing: only its dispatch is under test."""
+
+
+# Concurrency, ordering and virtual partitions --------------------------------------------------------------
+
+
+def trace(log: str, event: str, job: Job, **fields: Any) -> None:
+    """Record ``event`` for ``job`` with its message coordinates and key, its thread and the wall-clock time."""
+    import threading
+
+    message = job.message
+    record(
+        log,
+        event=event,
+        job_id=job.job_id,
+        topic=message.topic if message else None,
+        partition=message.partition if message else None,
+        offset=message.offset if message else None,
+        message_key=message.key.decode() if message and message.key is not None else None,
+        thread=threading.current_thread().name,
+        at=time.time(),
+        **fields,
+    )
+
+
+class TraceJob(Job):
+    """Record its start and end (coordinates, thread, time); work ``seconds`` in between."""
+
+    queue_as = "wide"
+
+    def perform(self, log: str, tag: Any, seconds: float = 0.0) -> None:
+        trace(log, "started", self, tag=tag)
+        time.sleep(seconds)  # the job's own work, not test synchronisation
+        trace(log, "finished", self, tag=tag)
+
+
+class OrderedJob(Job):
+    """A job whose ``key`` argument is its message key: equal keys share a partition and run in order."""
+
+    queue_as = "wide"
+    kafka_options = {"partitioner": lambda job: job.args[1]}
+
+    def perform(self, log: str, key: str, seq: int) -> None:
+        trace(log, "started", self, key=key, seq=seq)
+        trace(log, "finished", self, key=key, seq=seq)
+
+
+class PartitionedJob(Job):
+    """A job sent to the partition its ``partition`` argument names."""
+
+    queue_as = "wide"
+    kafka_options = {"partitioner": lambda job: job.args[1], "partition_key_type": "partition"}
+
+    def perform(self, log: str, partition: int, seq: int) -> None:
+        trace(log, "finished", self, wanted=partition, seq=seq)
+
+
+class VirtualJob(Job):
+    """A job of the ``virtual`` route, whose virtual partition is its ``key``; may fail on its first run."""
+
+    queue_as = "virtual"
+
+    def perform(self, log: str, key: int, seq: int, seconds: float = 0.0, fail_once: bool = False) -> None:
+        first = not fail_once or not any(
+            r["job_id"] == self.job_id and r["event"] == "started" for r in read_records(log)
+        )
+        trace(log, "started", self, key=key, seq=seq)
+        time.sleep(seconds)  # the job's own work, not test synchronisation
+        if fail_once and first:
+            trace(log, "failed", self, key=key, seq=seq)
+            raise RuntimeError(f"planned failure of job {seq}")
+        trace(log, "finished", self, key=key, seq=seq)
+
+
+class WidgetJob(Job):
+    """Create a Widget from a worker thread; record whether the thread's connection was closed before it."""
+
+    queue_as = "wide"
+
+    def perform(self, log: str, name: str) -> None:
+        from django.db import connection
+
+        from tests.models import Widget
+
+        fresh = connection.connection is None
+        Widget.objects.create(name=name)
+        trace(log, "finished", self, name=name, fresh_connection=fresh, connection_id=id(connection))
+
+
+# --- Failure handling (retries, discard, dead letter queue) ------------------------------------------------
+
+
+class FlakyError(Exception):
+    """What RetryOnJob raises: retry_on gives it a few attempts."""
+
+
+class PermanentError(Exception):
+    """What DiscardOnJob raises: discard_on drops the job."""
+
+
+class FlakyJob(Job):
+    """Fail until it has run ``failures + 1`` times, recording the time and what it knows while running."""
+
+    queue_as = "retry3"
+
+    def perform(self, log: str, failures: int, tag: str = "") -> None:
+        runs = [r for r in read_records(log) if r.get("job_id") == self.job_id]
+        record(
+            log,
+            event="ran",
+            job_id=self.job_id,
+            tag=tag,
+            at=time.time(),
+            executions=self.executions,
+            message=[self.message.topic, self.message.partition, self.message.offset] if self.message else None,
+        )
+        if len(runs) < failures:
+            raise RuntimeError(f"planned failure {len(runs) + 1} of {failures}")
+
+
+class RetryOnJob(Job):
+    """Always raise FlakyError; ``retry_on`` allows three executions in all."""
+
+    queue_as = "dlq"
+    retry_on = [retry_on(FlakyError, wait=0.1, attempts=3, jitter=0)]
+
+    def perform(self, log: str) -> None:
+        record(log, event="ran", job_id=self.job_id, executions=self.executions)
+        raise FlakyError(f"flaky on execution {self.executions}")
+
+
+class DiscardOnJob(Job):
+    """Always raise PermanentError, which ``discard_on`` discards."""
+
+    queue_as = "dlq0"
+    discard_on = [PermanentError]
+
+    def perform(self, log: str) -> None:
+        record(log, event="ran", job_id=self.job_id, executions=self.executions)
+        raise PermanentError("this job can never succeed")

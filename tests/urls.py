@@ -1,3 +1,7 @@
-"""URLs of the test project (none needed beyond the testproject's view tests)."""
+"""URLs of the test project."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from tests import views
+
+urlpatterns = [path("enqueue/", views.enqueue)]
