@@ -9,7 +9,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings as django_settings
 from django.core.signals import setting_changed
@@ -109,7 +109,7 @@ def _check_type(key: str, value: Any) -> None:
     if not isinstance(value, expected) or (is_bool and bool not in expected):
         names = " or ".join(t.__name__ for t in expected)
         raise ConfigurationError(f"KAFKA_JOBS['{key}'] must be {names}, got {type(value).__name__} {value!r}.")
-    if key in _POSITIVE and value <= 0:
+    if key in _POSITIVE and cast(float, value) <= 0:
         raise ConfigurationError(f"KAFKA_JOBS['{key}'] must be greater than 0, got {value!r}.")
 
 

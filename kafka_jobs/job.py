@@ -57,10 +57,7 @@ class Job:
         if "job_name" not in declared:
             cls.job_name = f"{cls.__module__}.{cls.__qualname__}"
         validate_queue_name(owner, cls.queue_as)
-        parent_options = next(
-            (base.options for base in cls.__mro__[1:] if isinstance(base.__dict__.get("options"), KafkaOptions)),
-            KafkaOptions(),
-        )
+        parent_options: KafkaOptions = super(cls, cls).options  # type: ignore[misc]  # nearest base's options
         cls.options = parent_options.merged(declared.get("kafka_options", {}), owner)
         cls.retry_policy = cls.retry_policy.extended(
             parse_retry_on(owner, declared.get("retry_on", ())),

@@ -19,6 +19,7 @@ from .options import QUEUE_NAME_RE
 
 if TYPE_CHECKING:
     from .job import Job
+    from .serializer import Envelope
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,9 +38,13 @@ class DeadLetterQueue:
 
 @dataclasses.dataclass(frozen=True)
 class VirtualPartitions:
-    """Run the jobs of one partition in parallel lanes chosen by ``key(job)``; equal keys stay in order."""
+    """Run the jobs of one partition in parallel lanes chosen by ``key(envelope)``; equal keys stay in order.
 
-    key: Callable[[Job], Hashable]
+    ``key`` receives the decoded ``Envelope`` (job name, id, JSON-encoded args and kwargs), not the job: the
+    listener picks a lane without loading model arguments on its thread.
+    """
+
+    key: Callable[[Envelope], Hashable]
     max_lanes: int = 5
 
     def __post_init__(self) -> None:

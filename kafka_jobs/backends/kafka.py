@@ -57,7 +57,8 @@ class KafkaBackend(BaseBackend):
 
     def dispatch_many(self, jobs: list[Job], payloads: list[bytes]) -> None:
         """Produce a batch; the sync jobs in it wait for their acknowledgements."""
-        sync_batch, async_batch = [], []
+        sync_batch: list[OutgoingMessage] = []
+        async_batch: list[OutgoingMessage] = []
         for job, payload in zip(jobs, payloads, strict=True):
             batch = sync_batch if job.options.dispatch_many_method in SYNC_METHODS else async_batch
             batch.append(build_message(job, payload))

@@ -185,13 +185,14 @@ class Worker:
             self.ready.append(lane)
 
     def _schedule_due(self) -> None:
+        """Queue lanes whose retry is due, and idle lanes with work a thread gave back (e.g. at --max-jobs)."""
         now = time.monotonic()
         with self.cond:
             for state in self.states.values():
                 for lane in state:
                     if lane.retry_at is not None and lane.retry_at <= now and not lane.running:
                         lane.retry_at = None
-                        self._make_ready(lane)
+                    self._make_ready(lane)
             if self.ready:
                 self.cond.notify_all()
 
@@ -259,7 +260,10 @@ class Worker:
             return
         offsets = [TopicPartition(s.topic, s.partition, point) for s, point in pending]
         try:
-            self.consumer.commit(offsets=offsets, asynchronous=not sync)
+            if sync:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+            else:
+                self.consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:
             logger.error("Commit of %s failed: %s (jobs since the last commit may run again)", _tp_text(offsets), exc)
             return
