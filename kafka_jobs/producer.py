@@ -33,6 +33,9 @@ _UNAVAILABLE = {
     KafkaError.LEADER_NOT_AVAILABLE,
     KafkaError.NOT_LEADER_FOR_PARTITION,
 }
+# How long one flush() of a synchronous produce lasts before it checks its own delivery again. librdkafka
+# counts whole milliseconds: below 1 ms it becomes flush(0), which returns before the sender wakes up.
+SYNC_FLUSH_STEP = 0.001
 
 
 @dataclasses.dataclass
@@ -55,12 +58,14 @@ class _Delivery:
     def __init__(self, message: OutgoingMessage, report_async: bool) -> None:
         self.message = message
         self.report_async = report_async
-        self.done = threading.Event()
+        # Only a synchronous produce waits: an Event costs about as much as the produce call itself.
+        self.done: threading.Event | None = None if report_async else threading.Event()
         self.error: KafkaError | None = None
 
     def __call__(self, err: KafkaError | None, _msg: Message) -> None:
         self.error = err
-        self.done.set()
+        if self.done is not None:
+            self.done.set()
         if err is not None and self.report_async:
             logger.error(
                 "Delivery of %s to topic %s failed: %s. The job was NOT enqueued.",
@@ -135,15 +140,29 @@ class JobProducer:
             deliveries.append(delivery)
         if not sync:
             return
-        self._producer.flush(0)  # wake the sender now rather than after linger.ms
         for delivery in deliveries:
-            if not delivery.done.wait(max(0.0, deadline - time.monotonic())):
+            if not self._wait(delivery, deadline):
                 raise BrokerUnavailable(
                     f"No acknowledgement for {delivery.message.description or 'a message'} to topic "
                     f"{delivery.message.topic!r} within {wait:.0f}s; it may or may not have been written."
                 )
             if delivery.error is not None:
                 raise _error_for(delivery.message, delivery.error)
+
+    def _wait(self, delivery: _Delivery, deadline: float) -> bool:
+        """Wait for ``delivery`` until ``deadline``; return whether it was reported.
+
+        While a thread is inside ``flush`` librdkafka sends at once instead of after ``linger.ms``. The
+        steps are short because the callback thread may serve our delivery report: ``flush`` would not
+        notice until its step ends (or until the queue is empty, which other threads may prevent).
+        """
+        assert delivery.done is not None
+        while not delivery.done.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._producer.flush(min(left, SYNC_FLUSH_STEP))
+        return True
 
     def flush(self, timeout: float) -> int:
         """Wait up to ``timeout`` seconds for outstanding deliveries; return how many are left."""

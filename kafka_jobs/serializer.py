@@ -21,6 +21,8 @@ from .job import Job
 
 ENVELOPE_VERSION = 1
 _REQUIRED = ("job", "id", "queue", "args", "kwargs")
+# One encoder for every dumps(): json.dumps with non-default options builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 @dataclasses.dataclass
@@ -101,7 +103,7 @@ class JsonSerializer:
             "timezone": job.timezone,
         }
         try:
-            return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+            return _ENCODER.encode(body).encode()
         except (TypeError, ValueError) as exc:
             raise EncodeError(f"Cannot encode {job!r}: {exc}") from exc
 
