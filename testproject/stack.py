@@ -17,7 +17,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kafka_jobs.devbroker import DevBroker
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 MANAGE = BASE_DIR / "manage.py"
@@ -149,7 +152,7 @@ class Stack:
     def __init__(self, *, database_url: str | None = None, broker_log: Path | None = None) -> None:
         self.database_url = database_url
         self.broker_log = broker_log
-        self.broker = None  # a kafka_jobs.devbroker.DevBroker when this stack started one
+        self.broker: DevBroker | None = None  # set when this stack started the broker
         self.bootstrap_servers = ""
         self.children: list[Child] = []
 

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods
 
 from kafka_jobs import EnqueueError, perform_all_later
 from testproject.example.jobs.example_job import ExampleJob
-from testproject.example.models import JobRun
+from testproject.example.models import BATCH_MAX_LENGTH, JobRun
 
 MAX_COUNT = 10_000
 
@@ -45,8 +45,8 @@ def jobs(request: HttpRequest) -> JsonResponse:
             status=400,
         )
     batch = request.GET.get("batch") or uuid.uuid4().hex
-    if len(batch) > JobRun._meta.get_field("batch").max_length:
-        return JsonResponse({"error": "batch must be at most 64 characters."}, status=400)
+    if len(batch) > BATCH_MAX_LENGTH:
+        return JsonResponse({"error": f"batch must be at most {BATCH_MAX_LENGTH} characters."}, status=400)
     batch_jobs = [ExampleJob(batch, number) for number in range(count)]
     try:
         # One batch with the job's dispatch_many_method; a single job would use ExampleJob.perform_later(...).
