@@ -41,6 +41,7 @@ DEFAULT_STOP_TIMEOUT = 10.0
 # between closing our probe socket and the broker binding it.
 START_ATTEMPTS = 2
 _POLL_INTERVAL = 0.05
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _LOG_TAIL_CHARS = 2000
 
 
@@ -66,7 +67,7 @@ class DevBroker:
         start_timeout: float = DEFAULT_START_TIMEOUT,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
     ) -> None:
-        self.requested_port = port
+        self.requested_port = port or None
         self.port: int | None = None
         self.log_path: Path | None = Path(log_path) if log_path is not None else None
         self._owns_log = log_path is None
@@ -103,7 +104,11 @@ class DevBroker:
         attempts = 1 if self.requested_port is not None else START_ATTEMPTS
         for attempt in range(1, attempts + 1):
             port = self.requested_port or _free_port()
-            self._spawn(binary, port)
+            try:
+                self._spawn(binary, port)
+            except OSError as error:
+                self.stop()
+                raise DevBrokerError(f"The development broker {binary!r} cannot be run: {error}") from error
             try:
                 self._wait_until_listening(port)
             except _BrokerExited as exited:
@@ -303,8 +308,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Both signals take the Ctrl-C path, so the finally below always stops the broker. SIGINT is set
     # explicitly because a shell's background job inherits it ignored.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _raise_keyboard_interrupt)
+    previous = {signum: signal.signal(signum, _raise_keyboard_interrupt) for signum in _STOP_SIGNALS}
     broker = DevBroker(port=args.port, log_path=args.log_file)
     try:
         broker.start()
@@ -319,7 +323,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     finally:
-        broker.stop()
+        # A second Ctrl-C must not interrupt the (bounded) stop and leave the broker running.
+        for signum in _STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+        try:
+            broker.stop()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

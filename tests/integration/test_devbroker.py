@@ -73,7 +73,7 @@ def test_fixture_broker_round_trips_a_message_through_a_consumer_group(
         wait_for(got_message, timeout=30, message=f"no message came back from {topic}")
         (message,) = received
         assert (message.key(), message.value(), message.headers()) == (b"k", b"hello", [("h", b"1")])
-        consumer.commit(message, asynchronous=False)
+        consumer.commit(message=message, asynchronous=False)
     finally:
         consumer.close()
 
@@ -97,11 +97,13 @@ def test_stop_ends_the_broker_process_and_is_idempotent(tmp_path: Path) -> None:
 
 
 def test_context_manager_stops_the_broker_on_an_exception() -> None:
+    pids: list[int | None] = []
     with pytest.raises(RuntimeError, match="boom"), DevBroker() as broker:
-        pid = broker.pid
-        assert pid is not None and broker.is_running()
+        pids.append(broker.pid)
+        assert broker.is_running()
         raise RuntimeError("boom")
-    assert not pid_exists(pid)
+    (pid,) = pids
+    assert pid is not None and not pid_exists(pid)
 
 
 def test_start_retries_with_another_port_when_the_free_port_was_taken(

