@@ -65,3 +65,7 @@ class UnroutedQueue(EnqueueError, InvalidJob):
 
 class BrokerUnavailable(EnqueueError, ConnectionError):
     """The broker did not acknowledge a message in time (down, unreachable or overloaded)."""
+
+
+class ReplayRefused(KafkaJobsError, ValueError):
+    """A dead letter replay was refused (already replayed, unknown offset or source); nothing was replayed."""

@@ -2,6 +2,22 @@
 
 Called on a worker thread. Decides between the job's own rules (retry_on / discard_on), the route's
 policy (backoff, dead letter queue) and critical errors; never touches the consumer.
+
+What happens to a failure:
+
+- ``discard_on`` matches: logged, ``job_discarded``, marked consumed.
+- ``retry_on`` matches with attempts left: retried after the rule's wait (the partition waits).
+- Otherwise (no rule, or its attempts are spent) the route decides: with a dead letter queue, the message
+  goes there once its retries are spent (``max_retries``; a spent ``retry_on`` counts as spent); without
+  one, it is retried after the route's backoff, for as long as it fails.
+- A message that can never run (undecodable, unsupported envelope version, unregistered job, arguments
+  that cannot be loaded such as a deleted model row) goes to the dead letter queue at once, or is logged
+  at ERROR with its coordinates and skipped when the route has none.
+- SystemExit, KeyboardInterrupt, MemoryError: not marked, not retried, not dead-lettered; the worker stops
+  (exit status 3) and the job runs again after a restart.
+
+The DLQ copy is acknowledged by the broker before the message is marked, and nothing is dead-lettered
+for a partition this worker no longer owns.
 """
 
 from __future__ import annotations
@@ -10,12 +26,16 @@ import dataclasses
 import datetime as dt
 import enum
 import logging
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from django.db import close_old_connections
+from django.dispatch import Signal
 
 from .. import signals
 from ..conf import Backoff, KafkaJobsSettings
+from ..deadletter import ID_HEADER, JOB_HEADER, dead_letter_message
 from ..exceptions import DecodeError, EnqueueError, JobNotRegistered
 from ..execution import run_job
 from ..job import Job, MessageInfo
@@ -23,12 +43,13 @@ from ..producer import get_producer
 from ..retry import Action
 from ..routing import Route
 from ..serializer import get_serializer
-from .dlq import dead_letter_message
 
 logger = logging.getLogger("kafka_jobs.worker")
 
 # Errors a job may not survive in-process: never retried, never dead-lettered; the worker stops.
 CRITICAL = (SystemExit, KeyboardInterrupt, MemoryError, GeneratorExit)
+# Errors that say the message itself is bad: it can never run, however often it is retried.
+POISON = (DecodeError, JobNotRegistered)
 
 
 class Verdict(enum.Enum):
@@ -49,13 +70,54 @@ class Outcome:
     error: BaseException | None = None
 
 
+def _header(message: Any, name: str) -> str | None:
+    for key, value in message.headers() or []:
+        if key == name and value is not None:
+            return bytes(value).decode("utf-8", "replace")
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Subject:
+    """What a log line is about: the job (or what its message headers say) and its message coordinates."""
+
+    job_name: str
+    job_id: str
+    topic: str
+    partition: int
+    offset: int
+    attempt: int
+
+    @classmethod
+    def of(cls, message: Any, job: Job | None, attempt: int) -> Subject:
+        """Describe ``message`` (and its decoded ``job``, if any) at execution number ``attempt``."""
+        name = job.job_name if job is not None else _header(message, JOB_HEADER) or "?"
+        job_id = job.job_id if job is not None else _header(message, ID_HEADER) or "?"
+        return cls(name, job_id, message.topic(), message.partition(), message.offset(), attempt)
+
+    def __str__(self) -> str:
+        return f"{self.job_name} id={self.job_id} {self.topic}/{self.partition}@{self.offset} attempt={self.attempt}"
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """``extra`` for logging calls, so structured handlers get the fields separately."""
+        return {"kafka_job": dataclasses.asdict(self)}
+
+
 def describe(message: Any, job: Job | None = None, attempt: int | None = None) -> str:
-    """Return the log prefix naming the job and its message coordinates."""
-    where = f"{message.topic()}/{message.partition()}@{message.offset()}"
-    if job is None:
-        return f"message {where}"
-    text = f"{job.job_name} id={job.job_id} {where}"
-    return text if attempt is None else f"{text} attempt={attempt}"
+    """Return the log prefix naming the job (id, name), its message coordinates and the attempt."""
+    return str(Subject.of(message, job, attempt if attempt is not None else 1))
+
+
+def _info(message: Any) -> MessageInfo:
+    return MessageInfo(message.topic(), message.partition(), message.offset(), message.key())
+
+
+def _send(signal: Signal, sender: type, **kwargs: Any) -> None:
+    """Send an instrumentation signal; a failing receiver is logged and cannot break failure handling."""
+    for receiver, result in signal.send_robust(sender, **kwargs):
+        if isinstance(result, Exception):
+            logger.error("Signal receiver %r raised %r (ignored)", receiver, result, exc_info=result)
 
 
 class Executor:
@@ -64,40 +126,77 @@ class Executor:
     def __init__(self, settings: KafkaJobsSettings) -> None:
         self.settings = settings
         self.serializer = get_serializer()
+        # Messages whose retries are spent but whose DLQ produce failed: only the produce is retried.
+        self._undelivered: dict[tuple[str, int, int], tuple[Job | None, BaseException, int]] = {}
+        self._lock = threading.Lock()
 
     def backoff_for(self, route: Route) -> Backoff:
         """Return the route's backoff, or the global one."""
         return route.backoff or self.settings.backoff
 
-    def process(self, message: Any, route: Route, failures: int, owned: Any) -> Outcome:
+    def process(self, message: Any, route: Route, failures: int, owned: Callable[[], bool]) -> Outcome:
         """Run the job in ``message``; ``failures`` counts its earlier failed runs in this process.
 
         ``owned()`` tells whether this worker still owns the partition (checked before dead-lettering).
+        Never raises: whatever goes wrong becomes an outcome, so a job thread cannot die.
         """
+        attempt = failures + 1
         try:
-            job = self.serializer.loads(message.value()).to_job()
-        except (DecodeError, JobNotRegistered) as exc:
+            return self._process(message, route, attempt, owned)
+        except CRITICAL as exc:  # outside the job itself, e.g. MemoryError while decoding
+            logger.critical(
+                "%s: %s while handling the message: stopping the worker; it is not marked and runs again after restart",
+                describe(message, None, attempt),
+                type(exc).__name__,
+            )
+            return Outcome(Verdict.CRITICAL, error=exc)
+        except Exception as exc:  # a bug here, never the job's: keep the message and try again later
+            delay = self.backoff_for(route).delay(attempt)
+            logger.exception(
+                "%s: internal error while handling the message (%r); retrying in %.2fs",
+                describe(message, None, attempt),
+                exc,
+                delay,
+            )
+            return Outcome(Verdict.RETRY, delay=delay, error=exc)
+
+    def _process(self, message: Any, route: Route, attempt: int, owned: Callable[[], bool]) -> Outcome:
+        key = (message.topic(), message.partition(), message.offset())
+        with self._lock:
+            undelivered = self._undelivered.pop(key, None)
+        if undelivered is not None:
+            job, exc, attempts = undelivered
+            return self._dead_letter(message, route, job, exc, attempts, owned)
+        close_old_connections()  # loading model arguments queries the database
+        try:
+            envelope = self.serializer.loads(message.value())
+        except Exception as exc:  # the serializer is given only the bytes: they will never decode
             return self._poison(message, route, exc, owned)
-        except Exception as exc:  # a broken serializer or argument type: as unrecoverable as garbage
+        try:
+            job = envelope.to_job()
+        except POISON as exc:  # unregistered job, malformed or unloadable arguments (a deleted row)
             return self._poison(message, route, exc, owned)
+        except Exception as exc:  # e.g. the database is down: that may pass, so the route's policy applies
+            return self._unloadable(message, route, exc, attempt, owned)
         if job.scheduled_at is not None:
             wait = (job.scheduled_at - dt.datetime.now(dt.UTC)).total_seconds()
             if wait > 0:
                 return Outcome(Verdict.RETRY, delay=wait, counts_as_failure=False)
-        job.executions = failures
-        job.message = MessageInfo(message.topic(), message.partition(), message.offset(), message.key())
-        attempt = failures + 1
-        logger.info("%s started", describe(message, job, attempt))
-        close_old_connections()
+        job.executions = attempt - 1  # run_job counts this execution
+        job.message = _info(message)
+        subject = Subject.of(message, job, attempt)
+        logger.info("%s started", subject, extra=subject.extra)
         try:
             run_job(job, report_failure=False)
         except CRITICAL as exc:
             logger.critical(
                 "%s raised %s: stopping the worker; the job is not marked and runs again after restart",
-                describe(message, job, attempt),
+                subject,
                 type(exc).__name__,
+                extra=subject.extra,
             )
-            signals.job_failed.send(
+            _send(
+                signals.job_failed,
                 type(job),
                 job=job,
                 message=job.message,
@@ -110,31 +209,35 @@ class Executor:
             return self._failed(message, route, job, exc, owned)
         finally:
             close_old_connections()
-        logger.info("%s succeeded in %.3fs", describe(message, job, attempt), job.last_duration or 0.0)
+        logger.info("%s succeeded in %.3fs", subject, job.last_duration or 0.0, extra=subject.extra)
         return Outcome(Verdict.DONE)
 
-    def _failed(self, message: Any, route: Route, job: Job, exc: Exception, owned: Any) -> Outcome:
+    def _failed(self, message: Any, route: Route, job: Job, exc: Exception, owned: Callable[[], bool]) -> Outcome:
         attempt = job.executions
+        subject = Subject.of(message, job, attempt)
         decision = job.retry_policy.decide(exc, attempt)
-        prefix = describe(message, job, attempt)
         common = {"job": job, "message": job.message, "exception": exc}
         if decision.action is Action.DISCARD:
-            signals.job_failed.send(type(job), duration=job.last_duration, will_retry=False, **common)
-            logger.warning("%s failed with %r and was discarded (discard_on)", prefix, exc)
-            signals.job_discarded.send(type(job), **common)
+            _send(signals.job_failed, type(job), duration=job.last_duration, will_retry=False, **common)
+            logger.warning("%s failed with %r and was discarded (discard_on)", subject, exc, extra=subject.extra)
+            _send(signals.job_discarded, type(job), **common)
             return Outcome(Verdict.DONE, error=exc)
         if decision.action is Action.RETRY:
-            return self._retry(prefix, job, exc, decision.delay, "retry_on")
+            return self._retry(subject, job, exc, decision.delay, "retry_on")
         dlq = route.dead_letter_queue
         retries_spent = decision.rule is not None or (dlq is not None and attempt > dlq.max_retries)
         if dlq is not None and retries_spent:
-            signals.job_failed.send(type(job), duration=job.last_duration, will_retry=False, **common)
-            logger.error("%s failed with %r; retries spent", prefix, exc, exc_info=exc)
+            _send(signals.job_failed, type(job), duration=job.last_duration, will_retry=False, **common)
+            spent = "retry_on attempts" if decision.rule is not None else f"max_retries={dlq.max_retries}"
+            logger.error(
+                "%s failed with %r; retries spent (%s)", subject, exc, spent, exc_info=exc, extra=subject.extra
+            )
             return self._dead_letter(message, route, job, exc, attempt, owned)
-        return self._retry(prefix, job, exc, self.backoff_for(route).delay(attempt), "backoff")
+        return self._retry(subject, job, exc, self.backoff_for(route).delay(attempt), "backoff")
 
-    def _retry(self, prefix: str, job: Job, exc: Exception, delay: float, why: str) -> Outcome:
-        signals.job_failed.send(
+    def _retry(self, subject: Subject, job: Job, exc: Exception, delay: float, why: str) -> Outcome:
+        _send(
+            signals.job_failed,
             type(job),
             job=job,
             message=job.message,
@@ -142,40 +245,78 @@ class Executor:
             exception=exc,
             will_retry=True,
         )
-        logger.warning("%s failed with %r; retrying in %.2fs (%s)", prefix, exc, delay, why, exc_info=exc)
-        signals.job_retried.send(type(job), job=job, message=job.message, exception=exc, delay=delay)
+        logger.warning(
+            "%s failed with %r; retrying in %.2fs (%s)", subject, exc, delay, why, exc_info=exc, extra=subject.extra
+        )
+        _send(signals.job_retried, type(job), job=job, message=job.message, exception=exc, delay=delay)
         return Outcome(Verdict.RETRY, delay=delay, error=exc)
 
-    def _poison(self, message: Any, route: Route, exc: Exception, owned: Any) -> Outcome:
+    def _unloadable(
+        self, message: Any, route: Route, exc: Exception, attempt: int, owned: Callable[[], bool]
+    ) -> Outcome:
+        """The job could not be built for a reason that may pass: the route's retry policy applies."""
+        subject = Subject.of(message, None, attempt)
+        dlq = route.dead_letter_queue
+        if dlq is not None and attempt > dlq.max_retries:
+            logger.error(
+                "%s: loading the job failed with %r; retries spent", subject, exc, exc_info=exc, extra=subject.extra
+            )
+            return self._dead_letter(message, route, None, exc, attempt, owned)
+        delay = self.backoff_for(route).delay(attempt)
+        logger.warning(
+            "%s: loading the job failed with %r; retrying in %.2fs (backoff)",
+            subject,
+            exc,
+            delay,
+            exc_info=exc,
+            extra=subject.extra,
+        )
+        return Outcome(Verdict.RETRY, delay=delay, error=exc)
+
+    def _poison(self, message: Any, route: Route, exc: Exception, owned: Callable[[], bool]) -> Outcome:
         """A message that can never succeed: dead-letter it at once, or log it for an operator and move on."""
+        subject = Subject.of(message, None, 1)
         if route.dead_letter_queue is not None:
             logger.error(
-                "%s cannot be run (%s: %s); sending it to the dead letter queue",
-                describe(message),
+                "%s cannot be run (%s: %s); sending it to the dead letter queue without retrying",
+                subject,
                 type(exc).__name__,
                 exc,
+                extra=subject.extra,
             )
             return self._dead_letter(message, route, None, exc, 1, owned)
         raw = message.value()
         logger.error(
             "%s cannot be run and is SKIPPED (%s: %s). The route has no dead_letter_queue; the message stays "
-            "in the topic at this offset for inspection or replay. key=%r value[:500]=%r",
-            describe(message),
+            "in the topic at this offset for inspection. key=%r value[:500]=%r",
+            subject,
             type(exc).__name__,
             exc,
             message.key(),
             raw[:500] if raw else raw,
+            extra=subject.extra,
         )
-        signals.job_discarded.send(Job, job=None, message=_info(message), exception=exc)
+        _send(signals.job_discarded, Job, job=None, message=_info(message), exception=exc)
         return Outcome(Verdict.DONE, error=exc)
 
     def _dead_letter(
-        self, message: Any, route: Route, job: Job | None, exc: BaseException, attempts: int, owned: Any
+        self,
+        message: Any,
+        route: Route,
+        job: Job | None,
+        exc: BaseException,
+        attempts: int,
+        owned: Callable[[], bool],
     ) -> Outcome:
         dlq = route.dead_letter_queue
         assert dlq is not None
+        subject = Subject.of(message, job, attempts)
         if not owned():
-            logger.warning("%s: partition no longer owned; not dead-lettering it", describe(message, job))
+            logger.warning(
+                "%s: partition no longer owned; not dead-lettering it (its new owner decides)",
+                subject,
+                extra=subject.extra,
+            )
             return Outcome(Verdict.RETRY, delay=0.0, counts_as_failure=False, error=exc)
         try:
             get_producer().produce(
@@ -184,21 +325,27 @@ class Executor:
             )
         except EnqueueError as produce_error:
             delay = self.backoff_for(route).delay(attempts)
+            with self._lock:
+                self._undelivered[(message.topic(), message.partition(), message.offset())] = (job, exc, attempts)
             logger.error(
-                "%s: could not write to the dead letter queue %s (%s); retrying in %.2fs",
-                describe(message, job),
+                "%s: could not write to the dead letter queue %s (%s); the message is not marked, the write is "
+                "retried in %.2fs",
+                subject,
                 dlq.topic,
                 produce_error,
                 delay,
+                extra=subject.extra,
             )
             return Outcome(Verdict.RETRY, delay=delay, counts_as_failure=False, error=exc)
         logger.error(
             "%s moved to the dead letter queue %s after %d attempt(s)",
-            describe(message, job),
+            subject,
             dlq.topic,
             attempts,
+            extra=subject.extra,
         )
-        signals.job_dead_lettered.send(
+        _send(
+            signals.job_dead_lettered,
             type(job) if job is not None else Job,
             job=job,
             message=_info(message),
@@ -206,7 +353,3 @@ class Executor:
             dlq_topic=dlq.topic,
         )
         return Outcome(Verdict.DONE, error=exc)
-
-
-def _info(message: Any) -> MessageInfo:
-    return MessageInfo(message.topic(), message.partition(), message.offset(), message.key())

@@ -1,0 +1,114 @@
+"""``manage.py kafkadlq {list,replay}``: browse a dead letter queue, or replay its messages to their source."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from kafka_jobs.conf import get_settings
+from kafka_jobs.deadletter import DeadLetter, parse_offset, read_dead_letters, replay_dead_letters, replay_group
+from kafka_jobs.exceptions import KafkaJobsError
+from kafka_jobs.routing import Route, get_routes
+
+
+def offset_arg(value: str) -> tuple[int | None, int]:
+    """argparse type: ``OFFSET`` or ``PARTITION:OFFSET``."""
+    try:
+        return parse_offset(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not OFFSET or PARTITION:OFFSET (whole numbers >= 0)") from None
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an int >= 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+class Command(BaseCommand):
+    help = (
+        "List the messages of a dead letter queue, or replay them to their source topic (each once: replayed "
+        "offsets are remembered by the consumer group <GROUP_ID>.dlq-replay)."
+    )
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        listing = sub.add_parser("list", help="Show dead-lettered messages (oldest first).")
+        listing.add_argument("--queue", help="Only this routed queue's DLQ (default: every route with a DLQ).")
+        listing.add_argument("--limit", type=positive_int, help="Show only the N most recent messages per DLQ.")
+        replay = sub.add_parser("replay", help="Produce messages back to their source topic.")
+        replay.add_argument("--queue", help="The routed queue whose DLQ to replay (needed if several have one).")
+        which = replay.add_mutually_exclusive_group(required=True)
+        which.add_argument(
+            "--offsets", nargs="+", type=offset_arg, metavar="OFFSET", help="DLQ offsets (or PARTITION:OFFSET)."
+        )
+        which.add_argument("--all", action="store_true", help="Every message not replayed yet.")
+        replay.add_argument("--force", action="store_true", help="Replay selected offsets even if already replayed.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            routes = self._routes(options["queue"])
+            if options["action"] == "list":
+                for route in routes:
+                    self._list(route, options["limit"])
+            else:
+                if len(routes) > 1:
+                    names = ", ".join(r.queue for r in routes)
+                    raise CommandError(f"Several queues have a dead letter queue ({names}): choose one with --queue.")
+                self._replay(routes[0], None if options["all"] else options["offsets"], options["force"])
+        except KafkaJobsError as exc:
+            raise CommandError(str(exc)) from exc
+
+    def _routes(self, queue: str | None) -> list[Route]:
+        table = get_routes()
+        routes = table.select([queue]) if queue else list(table)
+        with_dlq = [r for r in routes if r.dead_letter_queue is not None]
+        if not with_dlq:
+            where = f"Queue {queue!r} has" if queue else "No route has"
+            raise CommandError(f"{where} no dead_letter_queue in {get_settings().routes}.")
+        return with_dlq
+
+    def _list(self, route: Route, limit: int | None) -> None:
+        assert route.dead_letter_queue is not None
+        topic = route.dead_letter_queue.topic
+        letters = read_dead_letters(topic, limit=limit)
+        pending = sum(not d.replayed for d in letters)
+        self.stdout.write(f"{topic} (queue {route.queue}): {len(letters)} message(s) shown, {pending} not replayed")
+        for letter in letters:
+            self.stdout.write(self._line(letter))
+
+    @staticmethod
+    def _line(letter: DeadLetter) -> str:
+        state = "replayed" if letter.replayed else "pending"
+        job = f"{letter.job_name or '(undecodable)'} id={letter.job_id or '?'}"
+        source = letter.source or "?"
+        attempts = letter.attempts if letter.attempts is not None else "?"
+        return (
+            f"  {letter.partition}:{letter.offset}  {state:8}  {letter.failed_at or '?'}  {job}  from {source}  "
+            f"attempts={attempts}  {letter.error[:200]}"
+        )
+
+    def _replay(self, route: Route, offsets: list[tuple[int | None, int]] | None, force: bool) -> None:
+        assert route.dead_letter_queue is not None
+        topic = route.dead_letter_queue.topic
+        result = replay_dead_letters(topic, offsets=offsets, force=force)
+        for letter in result.replayed:
+            self.stdout.write(f"replayed {letter.partition}:{letter.offset} -> {letter.source}  {letter.job_name}")
+        if result.passed_over:
+            passed = ", ".join(f"{d.partition}:{d.offset}" for d in result.passed_over)
+            self.stdout.write(
+                f"passed over (not replayed, and no longer pending): {passed}; replay them with --offsets ... --force"
+            )
+        cursors = ", ".join(f"{p}:{o}" for p, o in sorted(result.cursors.items()))
+        self.stdout.write(
+            f"{len(result.replayed)} message(s) replayed from {topic}; replay cursor ({replay_group(get_settings())}) "
+            f"now at {cursors or 'start'}."
+        )

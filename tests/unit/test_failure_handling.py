@@ -1,0 +1,366 @@
+"""The executor's failure handling with a fake message and producer: what happens to a failed job, which
+signals fire with which payloads, and what the log lines say."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.db import DatabaseError
+
+from kafka_jobs import BrokerUnavailable, Job, MessageInfo, retry_on, signals
+from kafka_jobs.conf import get_settings
+from kafka_jobs.routing import Route, active_job_topic
+from kafka_jobs.serializer import Envelope, JsonSerializer
+from kafka_jobs.worker import executor as executor_module
+from kafka_jobs.worker.executor import Executor, Outcome, Verdict
+
+SIGNALS = ("job_started", "job_succeeded", "job_failed", "job_retried", "job_discarded", "job_dead_lettered")
+DLQ_ROUTE = active_job_topic("jobs", dead_letter_queue={"topic": "jobs.dead", "max_retries": 1})
+PLAIN_ROUTE = active_job_topic("jobs")
+seen: list[dict[str, Any]] = []
+
+
+class UnitJob(Job):
+    """Does what ``action`` says, after noting what it knows about itself."""
+
+    queue_as = "jobs"
+    job_name = "unit.UnitJob"
+
+    def perform(self, action: str) -> str:
+        seen.append({"executions": self.executions, "job_id": self.job_id, "message": self.message})
+        errors: dict[str, BaseException] = {
+            "fail": RuntimeError("boom"),
+            "exit": SystemExit(2),
+            "interrupt": KeyboardInterrupt(),
+            "memory": MemoryError(),
+            "lookup": KeyError("gone"),
+            "timeout": TimeoutError("slow"),
+        }
+        if action in errors:
+            raise errors[action]
+        return f"done {action}"
+
+
+class RulesJob(UnitJob):
+    """UnitJob with Rails-style rules."""
+
+    job_name = "unit.RulesJob"
+    retry_on = [retry_on(TimeoutError, wait=7, attempts=2, jitter=0)]
+    discard_on = [LookupError]
+
+
+class FakeMessage:
+    """The parts of confluent_kafka.Message the executor uses."""
+
+    def __init__(self, value: bytes | None, headers: list[tuple[str, bytes]] | None = None) -> None:
+        self._value = value
+        self._headers = headers
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def key(self) -> bytes:
+        return b"the-key"
+
+    def topic(self) -> str:
+        return "jobs"
+
+    def partition(self) -> int:
+        return 2
+
+    def offset(self) -> int:
+        return 41
+
+    def headers(self) -> list[tuple[str, bytes]] | None:
+        return self._headers
+
+
+class FakeProducer:
+    """Records what would be produced; ``fail`` makes produce raise like an unreachable broker."""
+
+    def __init__(self) -> None:
+        self.produced: list[tuple[list[Any], bool]] = []
+        self.fail: Exception | None = None
+
+    def produce(self, messages: list[Any], *, sync: bool) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.produced.append((list(messages), sync))
+
+
+WHERE = MessageInfo("jobs", 2, 41, b"the-key")
+
+
+def message_for(job: Job) -> FakeMessage:
+    return FakeMessage(JsonSerializer().dumps(job), [("kj-job", job.job_name.encode()), ("kj-id", job.job_id.encode())])
+
+
+@pytest.fixture(autouse=True)
+def producer(monkeypatch: pytest.MonkeyPatch) -> FakeProducer:
+    fake = FakeProducer()
+    monkeypatch.setattr(executor_module, "get_producer", lambda: fake)
+    seen.clear()
+    return fake
+
+
+@pytest.fixture
+def events() -> Iterator[list[tuple[str, type, dict[str, Any]]]]:
+    """Every kafka_jobs signal sent during the test, as (name, sender, kwargs)."""
+    received: list[tuple[str, type, dict[str, Any]]] = []
+    receivers = {}
+    for name in SIGNALS:
+
+        def receiver(sender: type, name: str = name, **kwargs: Any) -> None:
+            kwargs.pop("signal")
+            received.append((name, sender, kwargs))
+
+        receivers[name] = receiver
+        getattr(signals, name).connect(receiver)
+    yield received
+    for name, receiver in receivers.items():
+        getattr(signals, name).disconnect(receiver)
+
+
+def run(message: FakeMessage, route: Route = DLQ_ROUTE, failures: int = 0, owned: bool = True) -> Outcome:
+    return Executor(get_settings()).process(message, route, failures, lambda: owned)
+
+
+def names(events: list[tuple[str, type, dict[str, Any]]]) -> list[str]:
+    return [name for name, _, _ in events]
+
+
+def test_a_succeeding_job_sends_started_and_succeeded_with_the_job_its_message_and_duration(events: list) -> None:
+    job = UnitJob("ok")
+
+    outcome = run(message_for(job))
+
+    assert outcome == Outcome(Verdict.DONE)
+    assert names(events) == ["job_started", "job_succeeded"]
+    (_, sender, started), (_, _, succeeded) = events
+    assert sender is UnitJob
+    assert started["job"].job_id == job.job_id and started["message"] == WHERE
+    assert succeeded["job"] is started["job"]
+    assert succeeded["message"] == WHERE and succeeded["result"] == "done ok"
+    assert succeeded["duration"] >= 0
+    assert seen == [{"executions": 1, "job_id": job.job_id, "message": WHERE}]
+
+
+def test_a_failure_with_retries_left_sends_failed_will_retry_and_retried_with_the_route_backoff(events: list) -> None:
+    job = UnitJob("fail")
+
+    outcome = run(message_for(job), failures=0)  # DLQ after max_retries=1
+
+    assert outcome.verdict is Verdict.RETRY and outcome.counts_as_failure
+    assert outcome.delay == get_settings().backoff.delay(1) == 0.2
+    assert names(events) == ["job_started", "job_failed", "job_retried"]
+    failed, retried = events[1][2], events[2][2]
+    assert failed["will_retry"] is True and isinstance(failed["exception"], RuntimeError)
+    assert failed["message"] == WHERE and failed["duration"] >= 0 and failed["job"].job_id == job.job_id
+    assert retried["delay"] == 0.2 and retried["exception"] is failed["exception"] and retried["message"] == WHERE
+
+
+def test_a_failure_with_retries_spent_is_dead_lettered_synchronously_and_signalled(
+    events: list, producer: FakeProducer
+) -> None:
+    job = UnitJob("fail")
+    message = message_for(job)
+
+    outcome = run(message, failures=1)
+
+    assert outcome.verdict is Verdict.DONE
+    assert seen[0]["executions"] == 2
+    ((dead,), sync) = producer.produced[0]
+    assert sync is True  # acknowledged before the listener marks the message
+    assert (dead.topic, dead.key, dead.value) == ("jobs.dead", b"the-key", message.value())
+    headers = dict(dead.headers)
+    assert headers["kj-dlq-attempts"] == b"2" and headers["kj-dlq-source-offset"] == b"41"
+    assert names(events) == ["job_started", "job_failed", "job_dead_lettered"]
+    assert events[1][2]["will_retry"] is False
+    dead_lettered = events[2][2]
+    assert dead_lettered["job"].job_id == job.job_id and dead_lettered["message"] == WHERE
+    assert dead_lettered["dlq_topic"] == "jobs.dead" and isinstance(dead_lettered["exception"], RuntimeError)
+
+
+def test_without_a_dead_letter_queue_a_failing_job_is_retried_with_capped_backoff(events: list) -> None:
+    outcome = run(message_for(UnitJob("fail")), route=PLAIN_ROUTE, failures=50)
+
+    assert outcome.verdict is Verdict.RETRY
+    assert outcome.delay == get_settings().backoff.maximum
+
+
+def test_discard_on_marks_the_job_and_sends_failed_then_discarded(events: list, producer: FakeProducer) -> None:
+    outcome = run(message_for(RulesJob("lookup")))
+
+    assert outcome.verdict is Verdict.DONE
+    assert names(events) == ["job_started", "job_failed", "job_discarded"]
+    assert events[1][2]["will_retry"] is False
+    discarded = events[2][2]
+    assert isinstance(discarded["exception"], KeyError) and discarded["message"] == WHERE
+    assert producer.produced == []
+
+
+def test_retry_on_waits_its_own_delay_then_the_route_policy_takes_over(producer: FakeProducer) -> None:
+    message = message_for(RulesJob("timeout"))
+    generous = active_job_topic("jobs", dead_letter_queue={"topic": "jobs.dead", "max_retries": 5})
+
+    first = run(message, route=generous, failures=0)
+    spent_with_dlq = run(message, route=generous, failures=1)
+    spent_without_dlq = run(message, route=PLAIN_ROUTE, failures=1)
+
+    assert (first.verdict, first.delay) == (Verdict.RETRY, 7)
+    assert spent_with_dlq.verdict is Verdict.DONE  # retry_on's attempts count as the retries spent
+    assert len(producer.produced) == 1
+    assert (spent_without_dlq.verdict, spent_without_dlq.delay) == (Verdict.RETRY, get_settings().backoff.delay(2))
+
+
+@pytest.mark.parametrize("action", ["exit", "interrupt", "memory"])
+def test_a_critical_error_is_neither_retried_nor_dead_lettered(
+    action: str, events: list, producer: FakeProducer
+) -> None:
+    outcome = run(message_for(UnitJob(action)), failures=5)  # retries long spent: an ordinary error would go
+
+    assert outcome.verdict is Verdict.CRITICAL
+    assert producer.produced == []
+    assert names(events) == ["job_started", "job_failed"]
+    assert events[1][2]["will_retry"] is False
+
+
+def poison_payloads() -> dict[str, bytes]:
+    good = json.loads(JsonSerializer().dumps(UnitJob("ok")))
+    return {
+        "DecodeError": b"\x00\xff garbage",
+        "JobNotRegistered": json.dumps({**good, "job": "unit.NoSuchJob"}).encode(),
+        "UnsupportedEnvelopeVersion": json.dumps({**good, "v": 99}).encode(),
+        "ArgumentLoadError": json.dumps(
+            {**good, "args": [{"_kj": "model", "model": "tests.nosuch", "pk": 1}]}
+        ).encode(),
+    }
+
+
+@pytest.mark.parametrize("error", sorted(poison_payloads()))
+def test_a_poison_message_is_dead_lettered_at_once(error: str, events: list, producer: FakeProducer) -> None:
+    outcome = run(FakeMessage(poison_payloads()[error]), failures=0)
+
+    assert outcome.verdict is Verdict.DONE
+    ((dead,), _sync) = producer.produced[0]
+    headers = dict(dead.headers)
+    assert headers["kj-dlq-exception-class"] == f"kafka_jobs.exceptions.{error}".encode()
+    assert headers["kj-dlq-attempts"] == b"1"
+    assert names(events) == ["job_dead_lettered"]
+    sender, payload = events[0][1], events[0][2]
+    assert sender is Job and payload["job"] is None and payload["message"] == WHERE
+    assert seen == []
+
+
+def test_a_poison_message_without_a_dead_letter_queue_is_logged_at_error_with_its_coordinates_and_skipped(
+    events: list, producer: FakeProducer, caplog: pytest.LogCaptureFixture
+) -> None:
+    message = FakeMessage(b"{oops", [("kj-job", b"app.SomeJob"), ("kj-id", b"id-1")])
+
+    with caplog.at_level(logging.INFO, logger="kafka_jobs"):
+        outcome = run(message, route=PLAIN_ROUTE)
+
+    assert outcome.verdict is Verdict.DONE
+    assert producer.produced == []
+    (record,) = [r for r in caplog.records if "SKIPPED" in r.getMessage()]
+    assert record.levelno == logging.ERROR
+    assert "app.SomeJob id=id-1 jobs/2@41 attempt=1" in record.getMessage()
+    assert "DecodeError" in record.getMessage() and "b'{oops'" in record.getMessage()
+    assert names(events) == ["job_discarded"] and events[0][2]["job"] is None
+
+
+def test_an_error_loading_the_job_that_may_pass_follows_the_route_policy(
+    monkeypatch: pytest.MonkeyPatch, producer: FakeProducer
+) -> None:
+    def database_down(self: Envelope) -> Job:
+        raise DatabaseError("database is down")
+
+    monkeypatch.setattr(Envelope, "to_job", database_down)
+    message = message_for(UnitJob("ok"))
+
+    first = run(message, failures=0)
+    assert first.verdict is Verdict.RETRY and first.delay == 0.2
+    assert producer.produced == []
+    spent = run(message, failures=1)
+
+    assert spent.verdict is Verdict.DONE
+    ((dead,), _) = producer.produced[0]
+    assert dict(dead.headers)["kj-dlq-exception-class"] == b"django.db.utils.DatabaseError"
+
+
+def test_nothing_is_dead_lettered_for_a_partition_no_longer_owned(events: list, producer: FakeProducer) -> None:
+    outcome = run(message_for(UnitJob("fail")), failures=1, owned=False)
+
+    assert outcome.verdict is Verdict.RETRY and not outcome.counts_as_failure
+    assert producer.produced == []
+    assert "job_dead_lettered" not in names(events)
+
+
+def test_when_the_dead_letter_write_fails_only_the_write_is_retried(events: list, producer: FakeProducer) -> None:
+    executor = Executor(get_settings())
+    message = message_for(UnitJob("fail"))
+    producer.fail = BrokerUnavailable("no broker")
+
+    failed_write = executor.process(message, DLQ_ROUTE, 1, lambda: True)
+    producer.fail = None
+    retried_write = executor.process(message, DLQ_ROUTE, 1, lambda: True)
+
+    assert failed_write.verdict is Verdict.RETRY and not failed_write.counts_as_failure
+    assert retried_write.verdict is Verdict.DONE
+    assert len(seen) == 1  # the job did not run again
+    assert len(producer.produced) == 1
+    assert names(events).count("job_dead_lettered") == 1
+
+
+def test_a_raising_signal_receiver_does_not_change_the_outcome(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(**_: Any) -> None:
+        raise ValueError("receiver bug")
+
+    signals.job_failed.connect(broken)
+    try:
+        outcome = run(message_for(UnitJob("fail")), failures=0)
+    finally:
+        signals.job_failed.disconnect(broken)
+
+    assert outcome.verdict is Verdict.RETRY and outcome.delay == 0.2
+    assert any("receiver bug" in r.getMessage() for r in caplog.records)
+
+
+def test_an_internal_error_becomes_a_retry_instead_of_killing_the_job_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_producer() -> Any:
+        raise RuntimeError("bug in kafka_jobs")
+
+    monkeypatch.setattr(executor_module, "get_producer", broken_producer)
+
+    outcome = run(message_for(UnitJob("fail")), failures=1)
+
+    assert outcome.verdict is Verdict.RETRY and isinstance(outcome.error, RuntimeError)
+
+
+def test_every_log_line_about_a_job_names_it_and_its_coordinates_and_attempt(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    job = UnitJob("fail")
+
+    with caplog.at_level(logging.INFO, logger="kafka_jobs.worker"):
+        run(message_for(job), failures=0)
+        run(message_for(job), failures=1)
+
+    records = [r for r in caplog.records if r.name == "kafka_jobs.worker"]
+    assert len(records) == 5  # started, retrying; started, retries spent, moved to the DLQ
+    for record in records:
+        attempt = record.kafka_job["attempt"]  # type: ignore[attr-defined]
+        assert f"unit.UnitJob id={job.job_id} jobs/2@41 attempt={attempt}" in record.getMessage()
+        assert record.kafka_job == {  # type: ignore[attr-defined]
+            "job_name": "unit.UnitJob",
+            "job_id": job.job_id,
+            "topic": "jobs",
+            "partition": 2,
+            "offset": 41,
+            "attempt": attempt,
+        }
+    assert [r.kafka_job["attempt"] for r in records] == [1, 1, 2, 2, 2]  # type: ignore[attr-defined]
