@@ -6,6 +6,7 @@ Validated once and cached; rebuilt when Django's ``setting_changed`` fires so ``
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections.abc import Mapping
 from functools import cache
@@ -162,6 +163,19 @@ def build_settings(backend: Any, raw: Any) -> KafkaJobsSettings:
     if not kwargs.get("bootstrap_servers", "x").strip():
         raise ConfigurationError("KAFKA_JOBS['BOOTSTRAP_SERVERS'] is empty; set it to 'host:port[,host:port]'.")
     return KafkaJobsSettings(backend=backend, **kwargs)
+
+
+def client_config(settings: KafkaJobsSettings) -> dict[str, Any]:
+    """Return what every librdkafka client shares: the cluster, our client id, logs through Python logging.
+
+    librdkafka otherwise prints its own log lines to stderr; routed through the ``kafka_jobs.librdkafka``
+    logger they obey the project's LOGGING like everything else.
+    """
+    return {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "client.id": settings.client_id,
+        "logger": logging.getLogger("kafka_jobs.librdkafka"),
+    }
 
 
 @cache

@@ -17,7 +17,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from .conf import KafkaJobsSettings, get_settings
+from .conf import KafkaJobsSettings, client_config, get_settings
 from .exceptions import BrokerUnavailable, EnqueueError
 
 logger = logging.getLogger("kafka_jobs.producer")
@@ -90,8 +90,7 @@ def _error_for(message: OutgoingMessage, err: KafkaError | KafkaException | Buff
 def producer_config(settings: KafkaJobsSettings) -> dict[str, Any]:
     """Return the librdkafka producer configuration: safe defaults, then the user's PRODUCER overrides."""
     return {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "client.id": settings.client_id,
+        **client_config(settings),
         "acks": "all",
         "enable.idempotence": True,
         "linger.ms": 5,

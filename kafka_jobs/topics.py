@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from .conf import KafkaJobsSettings
+from .conf import KafkaJobsSettings, client_config
 from .exceptions import BrokerUnavailable, ConfigurationError
 from .routing import Route
 
@@ -17,7 +17,7 @@ ADMIN_TIMEOUT = 10.0
 def admin_client(settings: KafkaJobsSettings) -> AdminClient:
     """Return an admin client for the configured cluster (with the producer's security settings)."""
     extra = {k: v for k, v in settings.producer.items() if k.startswith(("security.", "sasl.", "ssl."))}
-    return AdminClient({"bootstrap.servers": settings.bootstrap_servers, **extra})
+    return AdminClient({**client_config(settings), **extra})
 
 
 def existing_topics(settings: KafkaJobsSettings, timeout: float = ADMIN_TIMEOUT) -> dict[str, int]:

@@ -23,16 +23,19 @@ _db = os.environ.get("KAFKA_JOBS_TEST_DB") or str(Path(tempfile.gettempdir()) / 
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": _db, "TEST": {"NAME": _db}}}
 
 JOB_BACKEND = os.environ.get("JOB_BACKEND", "test")
+_session_timeout_ms = int(os.environ.get("KAFKA_TEST_SESSION_TIMEOUT_MS", "2000"))
 KAFKA_JOBS = {
     "BOOTSTRAP_SERVERS": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
     "ROUTES": "tests.kafka_routes",
     "GROUP_ID": os.environ.get("KAFKA_JOBS_GROUP_ID", "kafka-jobs-tests"),
     "QUEUE_PREFIX": os.environ.get("KAFKA_JOBS_QUEUE_PREFIX", ""),
     # Tansu (the test broker) delays a group join by half the session timeout: keep it short in tests.
+    # Apache Kafka refuses a session timeout below group.min.session.timeout.ms (6000 by default): set
+    # KAFKA_TEST_SESSION_TIMEOUT_MS=6000 when KAFKA_BOOTSTRAP_SERVERS points at such a broker.
     "CONSUMER": {
-        "session.timeout.ms": 2000,
-        "heartbeat.interval.ms": 500,
-        "max.poll.interval.ms": 6000,
+        "session.timeout.ms": _session_timeout_ms,
+        "heartbeat.interval.ms": max(500, _session_timeout_ms // 4),
+        "max.poll.interval.ms": max(6000, _session_timeout_ms),
         "topic.metadata.refresh.interval.ms": 2000,
     },
     "DELIVERY_TIMEOUT": 5.0,

@@ -97,7 +97,10 @@ class KafkaEnv:
             "KAFKA_JOBS_QUEUE_PREFIX": self.prefix,
             "KAFKA_JOBS_GROUP_ID": self.group_id,
             "KAFKA_JOBS_TEST_DB": str(connection.settings_dict["NAME"]),
-            "KAFKA_JOBS_TEST_OVERRIDES": json.dumps(self.overrides),
+            # The user's overrides (e.g. for another broker) stay; this test's come on top.
+            "KAFKA_JOBS_TEST_OVERRIDES": json.dumps(
+                {**json.loads(os.environ.get("KAFKA_JOBS_TEST_OVERRIDES", "{}")), **self.overrides}
+            ),
             "PYTHONUNBUFFERED": "1",
             **extra,
         }

@@ -25,9 +25,11 @@ class Command(BaseCommand):
             routes = list(get_routes())
             if options["action"] == "create":
                 created = create_topics(settings, routes)
-                for name in created:
-                    self.stdout.write(f"created {name}")
-                self.stdout.write(f"{len(created)} topic(s) created, {len(topics_of(routes)) - len(created)} existed.")
+                if options["verbosity"] >= 1:
+                    for name in created:
+                        self.stdout.write(f"created {name}")
+                    existed = len(topics_of(routes)) - len(created)
+                    self.stdout.write(f"{len(created)} topic(s) created, {existed} existed.")
                 return
             existing = existing_topics(settings)
         except KafkaJobsError as exc:
