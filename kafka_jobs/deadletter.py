@@ -34,7 +34,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from .conf import KafkaJobsSettings, get_settings
+from .conf import KafkaJobsSettings, client_config, get_settings
 from .exceptions import BrokerUnavailable, ConfigurationError, EnqueueError, ReplayRefused
 from .producer import OutgoingMessage, get_producer
 
@@ -231,7 +231,7 @@ class DeadLetterTopic:
         self.consumer = Consumer(
             {
                 **self.settings.consumer,
-                "bootstrap.servers": self.settings.bootstrap_servers,
+                **client_config(self.settings),
                 "client.id": self.settings.client_id + "-dlq",
                 "group.id": replay_group(self.settings),
                 "enable.auto.commit": False,
