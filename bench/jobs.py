@@ -1,0 +1,35 @@
+"""Jobs the benchmark enqueues and runs; they do nothing but feed the probe."""
+
+from __future__ import annotations
+
+import time
+
+from kafka_jobs import Job
+
+from .probe import PROBE, latency_log
+
+
+class NoopJob(Job):
+    """Do nothing (counted by the probe); dispatched with produce_async."""
+
+    queue_as = "noop6"
+
+    def perform(self, number: int) -> None:
+        PROBE.tick()
+
+
+class SyncNoopJob(NoopJob):
+    """The same job, dispatched with produce_sync (each enqueue waits for the broker's acknowledgement)."""
+
+    kafka_options = {"dispatch_method": "produce_sync", "dispatch_many_method": "produce_many_sync"}
+
+
+class LatencyJob(Job):
+    """Record how long ago (wall clock) the job was enqueued."""
+
+    queue_as = "latency"
+
+    def perform(self, sent_at: float, tag: str) -> None:
+        log = latency_log()
+        if log is not None:
+            log.record(tag, time.time() - sent_at)

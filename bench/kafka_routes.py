@@ -1,0 +1,9 @@
+"""Routes of the benchmark: the topic shapes it measures (the scenario's prefix is applied)."""
+
+from kafka_jobs.routing import active_job_topic
+
+routes = [
+    active_job_topic("noop1", partitions=1),
+    active_job_topic("noop6", partitions=6),
+    active_job_topic("latency", partitions=1),
+]
