@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -26,13 +27,35 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Self
 
 from kafka_jobs.exceptions import ConfigurationError, KafkaJobsError
 
-__all__ = ["DEFAULT_START_TIMEOUT", "DEFAULT_STOP_TIMEOUT", "DevBroker", "DevBrokerError", "main"]
+__all__ = ["DEFAULT_START_TIMEOUT", "DEFAULT_STOP_TIMEOUT", "DevBroker", "DevBrokerError", "die_with_parent", "main"]
+
+_PR_SET_PDEATHSIG = 1
+# Loaded in the parent: the child between fork and exec should do as little as possible.
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
+    """Return a ``preexec_fn`` that makes Linux send ``sig`` to the child when its parent dies.
+
+    Why: a test run or demo that is itself SIGKILLed cannot stop its children, and a broker or worker in
+    its own session would otherwise outlive it. ``None`` where the platform has no such feature.
+    """
+    if _libc is None:
+        return None
+    libc = _libc
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, int(sig))
+
+    return preexec
+
 
 HOST = "127.0.0.1"
 DEFAULT_START_TIMEOUT = 15.0
@@ -185,6 +208,7 @@ class DevBroker:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "NO_COLOR": "1"},
                 start_new_session=True,
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 - only a prctl call between fork and exec
             )
 
     def _open_log(self) -> IO[bytes]:

@@ -19,6 +19,8 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING
 
+from kafka_jobs.devbroker import die_with_parent
+
 if TYPE_CHECKING:
     from kafka_jobs.devbroker import DevBroker
 
@@ -98,6 +100,7 @@ class Child:
             stdout=self._log,
             stderr=subprocess.STDOUT if self._log is not None else None,
             start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGTERM),  # noqa: PLW1509 - only a prctl call before exec
         )
         self.pid = self.proc.pid
 

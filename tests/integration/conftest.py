@@ -17,6 +17,7 @@ from django.db import connection
 from django.test import override_settings
 
 from kafka_jobs import backends, producer
+from kafka_jobs.devbroker import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,6 +34,7 @@ class WorkerProcess:
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent(signal.SIGKILL),  # noqa: PLW1509 - a dead test run leaves no worker
         )
         self.pid = self.proc.pid
 
