@@ -232,3 +232,17 @@ class DiscardOnJob(Job):
     def perform(self, log: str) -> None:
         record(log, event="ran", job_id=self.job_id, executions=self.executions)
         raise PermanentError("this job can never succeed")
+
+
+def read_records_so_far(log: str) -> list[dict[str, Any]]:
+    """Like ``read_records``, for a log that workers are still writing: a half-written last line is skipped."""
+    path = Path(log)
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records

@@ -1,0 +1,60 @@
+"""A job may run far longer than max.poll.interval.ms: the listener keeps polling and the worker its partitions."""
+
+from __future__ import annotations
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from kafka_jobs.producer import get_producer
+from tests.integration.conftest import KafkaEnv
+from tests.jobs import SlowJob, read_records
+
+pytestmark = pytest.mark.integration
+
+MAX_POLL_INTERVAL = 2.0  # librdkafka refuses a value below session.timeout.ms
+
+
+def committed(env: KafkaEnv, queue: str, partition: int = 0) -> int:
+    """Return the group's committed offset for a partition of ``queue`` (negative if none)."""
+    consumer = Consumer({"bootstrap.servers": env.bootstrap, "group.id": env.group_id})
+    try:
+        (tp,) = consumer.committed([TopicPartition(env.topic(queue), partition)], timeout=10)
+        return tp.offset
+    finally:
+        consumer.close()
+
+
+@pytest.mark.kafka_jobs_overrides(
+    {
+        "CONSUMER": {
+            "session.timeout.ms": 2000,
+            "heartbeat.interval.ms": 500,
+            "max.poll.interval.ms": int(MAX_POLL_INTERVAL * 1000),
+            "topic.metadata.refresh.interval.ms": 2000,
+        }
+    }
+)
+def test_job_running_three_times_max_poll_interval_runs_once_without_a_rebalance(kafka_env: KafkaEnv) -> None:
+    log = kafka_env.log_file()
+    SlowJob.perform_later(log, "long", 3 * MAX_POLL_INTERVAL)
+    SlowJob.perform_later(log, "next", 0.0)  # behind it in the same partition
+    get_producer().flush(10)
+
+    worker = kafka_env.run_worker("--burst", "--queues", "single", timeout=60)
+
+    output = worker.output()
+    assert worker.proc.returncode == 0, output
+    records = read_records(log)
+    assert [(r["event"], r["tag"]) for r in records] == [
+        ("started", "long"),
+        ("finished", "long"),
+        ("started", "next"),
+        ("finished", "next"),
+    ]
+    # The consumer never left the group: one assignment, no revocation or loss before the final shutdown.
+    assert output.count("Assigned partitions") == 1, output
+    assert "maximum poll interval" not in output.lower()
+    assert "Lost partitions" not in output
+    assert output.count("Revoked partitions") == 1  # only when the burst worker closes
+    assert output.index("Revoked partitions") > output.index("Stopping: --burst")
+    assert committed(kafka_env, "single") == 2

@@ -1,0 +1,133 @@
+"""Several worker processes in one group: partitions move between them as workers stop, die and join.
+
+Every job records its start and end with the worker's pid, so the assertions are exact: a job runs twice
+only if the killed worker ran it after its partition's last commit (in flight, or finished but not yet
+committed); a worker stopped with SIGTERM finishes and commits what it started, and nothing else repeats.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections import Counter, defaultdict
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from kafka_jobs import perform_all_later
+from kafka_jobs.producer import get_producer
+from tests.helpers import wait_for
+from tests.integration.conftest import KafkaEnv, WorkerProcess
+from tests.jobs import TraceJob, read_records, read_records_so_far
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 6  # the "wide" route
+PER_PARTITION = 50
+JOBS = PARTITIONS * PER_PARTITION
+SECONDS = 0.03  # per job: long enough that jobs are in flight whenever a worker is stopped or killed
+
+
+def committed(env: KafkaEnv) -> list[int]:
+    """Return the group's committed offsets of the "wide" partitions."""
+    consumer = Consumer({"bootstrap.servers": env.bootstrap, "group.id": env.group_id})
+    try:
+        tps = [TopicPartition(env.topic("wide"), p) for p in range(PARTITIONS)]
+        return [tp.offset for tp in consumer.committed(tps, timeout=10)]
+    finally:
+        consumer.close()
+
+
+def enqueue(log: str) -> None:
+    """Enqueue JOBS trace jobs, PER_PARTITION on each partition, tagged 0..JOBS-1."""
+    jobs = [TraceJob.set(partition=seq % PARTITIONS).build(log, seq, SECONDS) for seq in range(JOBS)]
+    assert perform_all_later(jobs) == JOBS
+    get_producer().flush(10)
+
+
+def starts_by_job(log: str) -> dict[int, list[dict[str, Any]]]:
+    """Return each job's start records, in the order they were written."""
+    starts: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in read_records(log):
+        if r["event"] == "started":
+            starts[r["tag"]].append(r)
+    return starts
+
+
+def each_ran_some(log: str, workers: list[WorkerProcess], count: int = 12) -> bool:
+    """True once every worker finished ``count`` jobs (so each owns partitions and has committed some)."""
+    done = Counter(r["pid"] for r in read_records_so_far(log) if r["event"] == "finished")
+    return all(done[worker.pid] >= count for worker in workers)
+
+
+def all_finished(log: str) -> bool:
+    return len({r["tag"] for r in read_records_so_far(log) if r["event"] == "finished"}) == JOBS
+
+
+def start_workers(env: KafkaEnv, count: int) -> list[WorkerProcess]:
+    return [env.start_worker("--queues", "wide", "--concurrency", "2") for _ in range(count)]
+
+
+def stop(worker: WorkerProcess) -> None:
+    """SIGTERM a worker and check it shut down cleanly."""
+    worker.send(signal.SIGTERM)
+    assert worker.wait(30) == 0, worker.output()[-3000:]
+    assert "Worker stopped (received SIGTERM)" in worker.output()
+
+
+def test_two_workers_share_the_partitions_and_a_graceful_stop_repeats_nothing(kafka_env: KafkaEnv) -> None:
+    log = kafka_env.log_file()
+    enqueue(log)
+    first, second = start_workers(kafka_env, 2)
+    wait_for(lambda: each_ran_some(log, [first, second]), 30, message="both workers should run jobs")
+
+    stop(first)  # its partitions move to the second worker mid-run
+    wait_for(lambda: all_finished(log), 60, message=lambda: f"{len(read_records_so_far(log))} records")
+    stop(second)
+
+    starts = starts_by_job(log)
+    assert sorted(starts) == list(range(JOBS))
+    assert [seq for seq, runs in starts.items() if len(runs) > 1] == []  # exactly once
+    assert {runs[0]["partition"] for runs in starts.values()} == set(range(PARTITIONS))
+    assert committed(kafka_env) == [PER_PARTITION] * PARTITIONS
+
+
+def test_three_workers_one_stopped_one_killed_only_the_killed_workers_uncommitted_jobs_run_twice(
+    kafka_env: KafkaEnv,
+) -> None:
+    log = kafka_env.log_file()
+    enqueue(log)
+    killed, stopped, survivor = start_workers(kafka_env, 3)
+    wait_for(lambda: each_ran_some(log, [killed, stopped, survivor]), 30, message="all workers should run jobs")
+
+    killed.kill()  # SIGKILL: no commit, no leave; the group notices after the session timeout
+    stop(stopped)
+    wait_for(lambda: all_finished(log), 60, message=lambda: f"{len(read_records_so_far(log))} records")
+    stop(survivor)
+
+    records = read_records(log)
+    starts = starts_by_job(log)
+    finished = {(r["tag"], r["pid"]) for r in records if r["event"] == "finished"}
+    assert sorted(starts) == list(range(JOBS))
+    assert {seq for seq, _pid in finished} == set(range(JOBS))
+    repeated = {seq: runs for seq, runs in starts.items() if len(runs) > 1}
+    for seq, runs in repeated.items():
+        # Twice at most: first in the killed worker, then in a live one.
+        assert [run["pid"] == killed.pid for run in runs] == [True, False], (seq, runs)
+    # Jobs the killed worker had in flight (started, not finished) all ran again.
+    in_flight = {
+        seq for seq, runs in starts.items() if runs[0]["pid"] == killed.pid and (seq, killed.pid) not in finished
+    }
+    assert in_flight <= set(repeated)
+    # Per partition, the repeated jobs are exactly the killed worker's runs from its last commit on.
+    for partition in range(PARTITIONS):
+        killed_offsets = sorted(
+            run["offset"]
+            for runs in starts.values()
+            for run in runs
+            if run["pid"] == killed.pid and run["partition"] == partition
+        )
+        repeated_offsets = sorted(runs[0]["offset"] for runs in repeated.values() if runs[0]["partition"] == partition)
+        if repeated_offsets:
+            assert repeated_offsets == [o for o in killed_offsets if o >= repeated_offsets[0]], partition
+    assert committed(kafka_env) == [PER_PARTITION] * PARTITIONS
