@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from django.conf import settings
 
 from kafka_jobs import perform_all_later
 from kafka_jobs.producer import get_producer
@@ -26,6 +27,7 @@ PARTITIONS = 6  # the "wide" route
 PER_PARTITION = 50
 JOBS = PARTITIONS * PER_PARTITION
 SECONDS = 0.03  # per job: long enough that jobs are in flight whenever a worker is stopped or killed
+TEST_CONSUMER = settings.KAFKA_JOBS["CONSUMER"]  # the Tansu-friendly timeouts of tests/settings.py
 
 
 def committed(env: KafkaEnv) -> list[int]:
@@ -92,8 +94,21 @@ def test_two_workers_share_the_partitions_and_a_graceful_stop_repeats_nothing(ka
     assert committed(kafka_env) == [PER_PARTITION] * PARTITIONS
 
 
+@pytest.mark.parametrize(
+    "assignor",
+    [
+        pytest.param("eager", id="eager"),  # librdkafka's default "range,roundrobin": every rebalance revokes all
+        pytest.param(
+            "cooperative-sticky",  # only the partitions that move are revoked
+            marks=pytest.mark.kafka_jobs_overrides(
+                {"CONSUMER": {**TEST_CONSUMER, "partition.assignment.strategy": "cooperative-sticky"}}
+            ),
+            id="cooperative",
+        ),
+    ],
+)
 def test_three_workers_one_stopped_one_killed_only_the_killed_workers_uncommitted_jobs_run_twice(
-    kafka_env: KafkaEnv,
+    kafka_env: KafkaEnv, assignor: str
 ) -> None:
     log = kafka_env.log_file()
     enqueue(log)
@@ -131,3 +146,5 @@ def test_three_workers_one_stopped_one_killed_only_the_killed_workers_uncommitte
         if repeated_offsets:
             assert repeated_offsets == [o for o in killed_offsets if o >= repeated_offsets[0]], partition
     assert committed(kafka_env) == [PER_PARTITION] * PARTITIONS
+    if assignor == "cooperative-sticky":  # the survivor only gained partitions: revoked once, when it stopped
+        assert survivor.output().count("Revoked partitions") == 1, survivor.output()
