@@ -174,10 +174,22 @@ class Worker:
         if vp is None:
             return None
         try:
-            key = vp.key(get_serializer().loads(message.value()))
+            envelope = get_serializer().loads(message.value())
         except Exception:  # an undecodable message gets its own lane; the executor reports it
             return -1
-        return hash(key) % vp.max_lanes
+        try:
+            return hash(vp.key(envelope)) % vp.max_lanes
+        except Exception as exc:  # a bug in the key function (or an unhashable key) must not stop the worker
+            logger.warning(
+                "%s/%d@%d: the virtual_partitions key of route %r failed (%r); the job runs in a separate lane",
+                message.topic(),
+                message.partition(),
+                message.offset(),
+                route.queue,
+                exc,
+                exc_info=exc,
+            )
+            return -1
 
     def _make_ready(self, lane: Lane) -> None:
         if not self.stopping and lane.runnable(time.monotonic()):

@@ -125,3 +125,18 @@ def test_commit_stays_below_an_unfinished_job_while_later_lanes_finish(kafka_env
     rerun = [r["seq"] for r in read_records(log) if r["event"] == "started" and r["pid"] == second.pid]
     assert sorted(rerun) == [95, 96, 97, 98, 99]  # at least once: what finished after the commit point runs again
     assert committed(kafka_env, "virtual") == 100
+
+
+def test_a_failing_key_function_runs_the_job_in_a_lane_of_its_own(kafka_env: KafkaEnv) -> None:
+    log = kafka_env.log_file()
+    VirtualJob.perform_later(log, [1, 2], 0)  # the key function returns a list: unhashable
+    VirtualJob.perform_later(log, 1, 1)
+    get_producer().flush(10)
+
+    worker = kafka_env.run_worker("--burst", "--queues", "virtual")
+
+    output = worker.output()
+    assert worker.proc.returncode == 0, output
+    assert sorted(seqs(log, "finished")) == [0, 1]
+    assert "the virtual_partitions key of route 'virtual' failed (TypeError(" in output
+    assert committed(kafka_env, "virtual") == 2
