@@ -171,13 +171,14 @@ class WidgetJob(Job):
 
     queue_as = "wide"
 
-    def perform(self, log: str, name: str) -> None:
+    def perform(self, log: str, name: str, seconds: float = 0.0) -> None:
         from django.db import connection
 
         from tests.models import Widget
 
         fresh = connection.connection is None
         Widget.objects.create(name=name)
+        time.sleep(seconds)  # the job's own work, not test synchronisation
         trace(log, "finished", self, name=name, fresh_connection=fresh, connection_id=id(connection))
 
 
