@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Sequence
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -10,6 +11,13 @@ from .. import signals
 from ..conf import get_settings
 from ..job import Job
 from ..serializer import get_serializer
+
+
+def seconds_until_due(job: Job) -> float:
+    """Return how long a job scheduled with ``set(wait=...)`` must still wait (0 if due or unscheduled)."""
+    if job.scheduled_at is None:
+        return 0.0
+    return max(0.0, (job.scheduled_at - dt.datetime.now(dt.UTC)).total_seconds())
 
 
 class BaseBackend:

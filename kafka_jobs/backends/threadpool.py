@@ -6,6 +6,7 @@ For development only: jobs still queued when the process exits are lost.
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from django.db import close_old_connections
@@ -13,7 +14,7 @@ from django.db import close_old_connections
 from ..conf import get_settings
 from ..execution import run_job
 from ..job import Job
-from .base import BaseBackend
+from .base import BaseBackend, seconds_until_due
 from .inline import roundtrip
 
 logger = logging.getLogger("kafka_jobs.backends.async")
@@ -39,8 +40,20 @@ class ThreadPoolBackend(BaseBackend):
         self._pool = ThreadPoolExecutor(get_settings().async_threads, thread_name_prefix="kafka-jobs-async")
 
     def dispatch(self, job: Job, payload: bytes) -> None:
-        """Submit the encoded job to the pool."""
-        self._pool.submit(_run, payload)
+        """Submit the encoded job to the pool, when it is due if it was scheduled with ``set(wait=...)``."""
+        delay = seconds_until_due(job)
+        if delay <= 0:
+            self._pool.submit(_run, payload)
+            return
+        timer = threading.Timer(delay, self._submit_due, args=(job, payload))
+        timer.daemon = True  # like queued jobs, a scheduled job does not outlive the process
+        timer.start()
+
+    def _submit_due(self, job: Job, payload: bytes) -> None:
+        try:
+            self._pool.submit(_run, payload)
+        except RuntimeError:  # the backend was closed (settings changed, process exiting) while it waited
+            logger.warning("Scheduled %r was not run: the async backend was closed before it was due", job)
 
     def close(self) -> None:
         """Wait for queued jobs to finish."""

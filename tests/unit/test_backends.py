@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -12,8 +13,9 @@ from typing import Any
 import pytest
 from django.db import transaction
 from django.test import override_settings
+from django.utils import timezone
 
-from kafka_jobs import EncodeError, Job, UnroutedQueue, perform_all_later, signals
+from kafka_jobs import EncodeError, InvalidJob, Job, UnroutedQueue, perform_all_later, signals
 from kafka_jobs.backends import get_backend
 from kafka_jobs.backends import kafka as kafka_backend
 from kafka_jobs.backends.inline import InlineBackend
@@ -382,3 +384,35 @@ def test_kafka_backend_batches_perform_all_later_by_dispatch_method(fake_produce
     assert perform_all_later([TrackJob(1), KeyedSyncJob(tenant="t"), TrackJob(2)]) == 3
 
     assert [(len(messages), sync) for messages, sync in fake_producer.calls] == [(3, False)]
+
+
+scheduled_ran = threading.Event()
+scheduled_ran_at: list[float] = []
+
+
+class ScheduledProbeJob(Job):
+    enqueue_after_commit = False
+
+    def perform(self) -> None:
+        scheduled_ran_at.append(time.monotonic())
+        scheduled_ran.set()
+
+
+def test_async_backend_runs_a_scheduled_job_when_it_is_due_not_before(settings: Any) -> None:
+    settings.JOB_BACKEND = "async"
+    scheduled_ran.clear()
+    scheduled_ran_at.clear()
+    enqueued = time.monotonic()
+    ScheduledProbeJob.set(wait=0.3).perform_later()
+    assert scheduled_ran.wait(10), "the scheduled job never ran"
+    assert scheduled_ran_at[0] - enqueued >= 0.3
+
+
+def test_inline_backend_refuses_a_job_scheduled_for_later(settings: Any) -> None:
+    settings.JOB_BACKEND = "inline"
+    scheduled_ran.clear()
+    with pytest.raises(InvalidJob, match=r"cannot run .* at"):
+        ScheduledProbeJob.set(wait=60).perform_later()
+    assert not scheduled_ran.is_set()
+    ScheduledProbeJob.set(wait_until=timezone.now() - dt.timedelta(seconds=1)).perform_later()  # due: runs now
+    assert scheduled_ran.is_set()
