@@ -11,7 +11,7 @@ from tests.jobs import SlowJob, read_records
 
 pytestmark = pytest.mark.integration
 
-MAX_POLL_INTERVAL = 2.0  # librdkafka refuses a value below session.timeout.ms
+MAX_POLL_INTERVAL = 1.0  # librdkafka refuses a value below session.timeout.ms
 
 
 def committed(env: KafkaEnv, queue: str, partition: int = 0) -> int:
@@ -27,8 +27,8 @@ def committed(env: KafkaEnv, queue: str, partition: int = 0) -> int:
 @pytest.mark.kafka_jobs_overrides(
     {
         "CONSUMER": {
-            "session.timeout.ms": 2000,
-            "heartbeat.interval.ms": 500,
+            "session.timeout.ms": int(MAX_POLL_INTERVAL * 1000),
+            "heartbeat.interval.ms": 250,
             "max.poll.interval.ms": int(MAX_POLL_INTERVAL * 1000),
             "topic.metadata.refresh.interval.ms": 2000,
         }
