@@ -17,7 +17,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from ..conf import KafkaJobsSettings
+from ..conf import KafkaJobsSettings, client_config
 from ..routing import Route
 from ..serializer import get_serializer
 from .executor import Executor, Verdict
@@ -35,9 +35,8 @@ PAUSED_POLL_TIMEOUT = 0.02
 def consumer_config(settings: KafkaJobsSettings) -> dict[str, Any]:
     """Return the librdkafka consumer configuration: manual offsets always; the user's CONSUMER on top."""
     return {
-        "bootstrap.servers": settings.bootstrap_servers,
+        **client_config(settings),
         "group.id": settings.group_id,
-        "client.id": settings.client_id,
         "auto.offset.reset": "earliest",
         "fetch.wait.max.ms": 100,
         # librdkafka prefetches up to 100k messages per partition by default; keep its queue near our buffer
