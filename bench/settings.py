@@ -30,7 +30,6 @@ KAFKA_JOBS = {
     "GROUP_ID": os.environ.get("BENCH_GROUP_ID", "kafka-jobs-bench"),
     "QUEUE_PREFIX": os.environ.get("BENCH_QUEUE_PREFIX", "bench."),
     "CONSUMER": _TANSU_CONSUMER if os.environ.get("BENCH_TANSU") == "1" else {},
-    "ENQUEUE_AFTER_COMMIT": False,
     **json.loads(os.environ.get("BENCH_OVERRIDES", "{}")),
 }
 LOGGING = {
