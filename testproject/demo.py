@@ -28,6 +28,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from kafka_jobs.exceptions import KafkaJobsError
+from kafka_jobs.management.argtypes import positive_int
 
 from .stack import Child, Stack, StackError, handle_stop_signals
 
@@ -164,17 +165,6 @@ class Demo:
             progress.show(done, elapsed)
             self.check_worker()
             time.sleep(POLL_INTERVAL)
-
-
-def positive_int(value: str) -> int:
-    """argparse type: a whole number >= 1."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
 
 
 def positive_float(value: str) -> float:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
@@ -119,6 +120,19 @@ class KafkaEnv:
         worker = self.start_worker(*args)
         worker.wait(timeout)
         return worker
+
+    def committed(self, queue: str, partition: int = 0) -> int:
+        """Return this test's group's committed offset for a partition of ``queue`` (negative if none)."""
+        return self.committed_offsets(queue, partition + 1)[partition]
+
+    def committed_offsets(self, queue: str, partitions: int) -> list[int]:
+        """Return the group's committed offsets for partitions 0..partitions-1 of ``queue``."""
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.group_id})
+        try:
+            tps = [TopicPartition(self.topic(queue), p) for p in range(partitions)]
+            return [tp.offset for tp in consumer.committed(tps, timeout=10)]
+        finally:
+            consumer.close()
 
     def log_file(self, name: str = "jobs.log") -> str:
         """Return the path of a job record file for this test."""

@@ -7,7 +7,6 @@ import re
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from kafka_jobs import perform_all_later
 from kafka_jobs.producer import get_producer
@@ -16,16 +15,6 @@ from tests.jobs import RecordJob, TraceJob, WidgetJob, read_records
 from tests.models import Widget
 
 pytestmark = pytest.mark.integration
-
-
-def committed(env: KafkaEnv, queue: str, partitions: int) -> list[int]:
-    """Return the group's committed offsets for the partitions of ``queue`` (negative where none)."""
-    consumer = Consumer({"bootstrap.servers": env.bootstrap, "group.id": env.group_id})
-    try:
-        tps = [TopicPartition(env.topic(queue), p) for p in range(partitions)]
-        return [tp.offset for tp in consumer.committed(tps, timeout=10)]
-    finally:
-        consumer.close()
 
 
 def runs_by_partition(log: str) -> dict[int, list[tuple[dict[str, Any], dict[str, Any]]]]:
@@ -68,7 +57,7 @@ def test_partitions_run_in_parallel_and_each_partition_in_order_one_job_at_a_tim
             assert earlier[1]["at"] <= later[0]["at"], (earlier, later)
     # The two partitions ran at the same time, on different threads.
     assert any(overlap(a, b) for a in pairs[0] for b in pairs[1])
-    assert committed(kafka_env, "default", 2) == [4, 4]
+    assert kafka_env.committed_offsets("default", 2) == [4, 4]
 
 
 def test_one_thread_runs_one_job_at_a_time(kafka_env: KafkaEnv) -> None:
@@ -100,7 +89,7 @@ def test_backlog_is_buffered_up_to_the_limit_per_partition_and_every_job_runs_on
     assert 0 < peak <= 50
     # The backlog was far larger than the buffer: the partitions were paused and resumed, not read ahead.
     assert output.count("Paused ") >= 2 and output.count("Resumed ") >= 2
-    assert committed(kafka_env, "default", 2) == [jobs // 2, jobs // 2]
+    assert kafka_env.committed_offsets("default", 2) == [jobs // 2, jobs // 2]
 
 
 @pytest.mark.django_db(transaction=True)

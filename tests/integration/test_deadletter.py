@@ -11,7 +11,6 @@ from kafka_jobs.deadletter import read_dead_letters
 from kafka_jobs.producer import get_producer
 from tests.integration.conftest import KafkaEnv
 from tests.integration.test_failures import (
-    committed,
     dead_letters,
     headers_of,
     produce_raw,
@@ -61,8 +60,8 @@ def test_list_shows_each_dead_letter_with_its_job_error_and_source_and_garbage_t
     assert "kafka_jobs.exceptions.DecodeError" in lines[2]
     assert latest.splitlines()[1:] == [lines[2]]  # the most recent one
     # Reading took nothing from the worker's group, and committed nothing anywhere.
-    assert committed(kafka_env, "dlq0") == 2
-    assert committed(kafka_env, "dlq0.dead") < 0
+    assert kafka_env.committed("dlq0") == 2
+    assert kafka_env.committed("dlq0.dead") < 0
 
 
 def test_replay_runs_a_dead_lettered_job_once(kafka_env: KafkaEnv) -> None:

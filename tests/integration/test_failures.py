@@ -68,16 +68,6 @@ def headers_of(message: Message) -> dict[str, str]:
     return {key: (value or b"").decode() for key, value in message.headers() or []}
 
 
-def committed(env: KafkaEnv, queue: str, partition: int = 0) -> int:
-    """Return the worker group's committed offset for a partition of ``queue`` (negative if none)."""
-    consumer = Consumer({"bootstrap.servers": env.bootstrap, "group.id": env.group_id})
-    try:
-        (tp,) = consumer.committed([TopicPartition(env.topic(queue), partition)], timeout=10)
-        return tp.offset
-    finally:
-        consumer.close()
-
-
 def runs_of(log: str, job_id: str) -> list[dict[str, Any]]:
     return [r for r in read_records(log) if r.get("job_id") == job_id and r.get("event") == "ran"]
 
@@ -109,7 +99,7 @@ def test_job_failing_twice_then_succeeding_runs_three_times_and_is_not_dead_lett
     assert {tuple(r["message"]) for r in runs} == {(kafka_env.topic("retry3"), 0, 0)}  # ...and its coordinates
     assert len(runs_of(log, after.job_id)) == 1
     assert dead_letters(kafka_env, "retry3") == []
-    assert committed(kafka_env, "retry3") == 2
+    assert kafka_env.committed("retry3") == 2
 
 
 def test_job_out_of_retries_goes_to_the_dead_letter_queue_with_its_key_payload_and_headers(
@@ -147,7 +137,7 @@ def test_job_out_of_retries_goes_to_the_dead_letter_queue_with_its_key_payload_a
     assert "in perform" in headers["kj-dlq-traceback"]
     failed_at = dt.datetime.fromisoformat(headers["kj-dlq-failed-at"])
     assert abs((dt.datetime.now(dt.UTC) - failed_at).total_seconds()) < 120
-    assert committed(kafka_env, "dlq") == 3
+    assert kafka_env.committed("dlq") == 3
     assert f"id={doomed.job_id} {kafka_env.topic('dlq')}/0@0 attempt=2 moved to the dead letter queue" in (
         worker.output()
     )
@@ -164,7 +154,7 @@ def test_max_retries_zero_dead_letters_on_the_first_failure(kafka_env: KafkaEnv)
     (dead,) = dead_letters(kafka_env, "dlq0")
     assert headers_of(dead)["kj-dlq-attempts"] == "1"
     assert headers_of(dead)["kj-id"] == job.job_id
-    assert committed(kafka_env, "dlq0") == 1
+    assert kafka_env.committed("dlq0") == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -208,7 +198,7 @@ def test_poison_messages_are_dead_lettered_without_retries_and_the_worker_keeps_
     assert "retrying in" not in worker.output()
     worker.send(15)
     assert worker.wait(30) == 0, worker.output()
-    assert committed(kafka_env, "dlq") == 5
+    assert kafka_env.committed("dlq") == 5
 
 
 def test_poison_message_without_a_dead_letter_queue_is_logged_with_its_coordinates_and_skipped(
@@ -227,7 +217,7 @@ def test_poison_message_without_a_dead_letter_queue_is_logged_with_its_coordinat
     assert "DecodeError" in line
     assert "b'{not json'" in line  # the payload, for the operator
     assert len(runs_of(log, after.job_id)) == 1
-    assert committed(kafka_env, "single") == 2
+    assert kafka_env.committed("single") == 2
 
 
 def test_system_exit_in_a_job_stops_the_worker_with_status_3_and_the_job_runs_again_after_restart(
@@ -242,7 +232,7 @@ def test_system_exit_in_a_job_stops_the_worker_with_status_3_and_the_job_runs_ag
     assert first.proc.returncode == ExitCode.CRITICAL_JOB_ERROR == 3, first.output()
     assert len(runs_of(log, job.job_id)) == 1
     assert runs_of(log, behind.job_id) == []  # the partition stopped at the job
-    assert committed(kafka_env, "dlq0") < 1  # not marked
+    assert kafka_env.committed("dlq0") < 1  # not marked
     assert "retrying in" not in first.output()
 
     second = run_burst(kafka_env, "dlq0")
@@ -251,7 +241,7 @@ def test_system_exit_in_a_job_stops_the_worker_with_status_3_and_the_job_runs_ag
     assert len(runs_of(log, job.job_id)) == 2  # ran again, and succeeded this time
     assert len(runs_of(log, behind.job_id)) == 1
     assert dead_letters(kafka_env, "dlq0") == []
-    assert committed(kafka_env, "dlq0") == 2
+    assert kafka_env.committed("dlq0") == 2
 
 
 def test_retry_on_runs_the_job_exactly_its_attempts_then_the_route_dead_letters_it(kafka_env: KafkaEnv) -> None:
@@ -280,7 +270,7 @@ def test_discard_on_runs_the_job_once_and_marks_it_without_dead_lettering(kafka_
     assert len(runs_of(log, job.job_id)) == 1
     assert len(runs_of(log, after.job_id)) == 1
     assert dead_letters(kafka_env, "dlq0") == []
-    assert committed(kafka_env, "dlq0") == 2
+    assert kafka_env.committed("dlq0") == 2
     assert f"id={job.job_id} {kafka_env.topic('dlq0')}/0@0 attempt=1 failed with" in worker.output()
     assert "discarded (discard_on)" in worker.output()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from kafka_jobs.producer import get_producer
 from tests.integration.conftest import KafkaEnv
@@ -12,16 +11,6 @@ from tests.jobs import SlowJob, read_records
 pytestmark = pytest.mark.integration
 
 MAX_POLL_INTERVAL = 1.0  # librdkafka refuses a value below session.timeout.ms
-
-
-def committed(env: KafkaEnv, queue: str, partition: int = 0) -> int:
-    """Return the group's committed offset for a partition of ``queue`` (negative if none)."""
-    consumer = Consumer({"bootstrap.servers": env.bootstrap, "group.id": env.group_id})
-    try:
-        (tp,) = consumer.committed([TopicPartition(env.topic(queue), partition)], timeout=10)
-        return tp.offset
-    finally:
-        consumer.close()
 
 
 @pytest.mark.kafka_jobs_overrides(
@@ -57,4 +46,4 @@ def test_job_running_three_times_max_poll_interval_runs_once_without_a_rebalance
     assert "Lost partitions" not in output
     assert output.count("Revoked partitions") == 1  # only when the burst worker closes
     assert output.index("Revoked partitions") > output.index("Stopping: --burst")
-    assert committed(kafka_env, "single") == 2
+    assert kafka_env.committed("single") == 2

@@ -12,7 +12,6 @@ from collections import Counter, defaultdict
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 from django.conf import settings
 
 from kafka_jobs import perform_all_later
@@ -28,16 +27,6 @@ PER_PARTITION = 50
 JOBS = PARTITIONS * PER_PARTITION
 SECONDS = 0.03  # per job: long enough that jobs are in flight whenever a worker is stopped or killed
 TEST_CONSUMER = settings.KAFKA_JOBS["CONSUMER"]  # the Tansu-friendly timeouts of tests/settings.py
-
-
-def committed(env: KafkaEnv) -> list[int]:
-    """Return the group's committed offsets of the "wide" partitions."""
-    consumer = Consumer({"bootstrap.servers": env.bootstrap, "group.id": env.group_id})
-    try:
-        tps = [TopicPartition(env.topic("wide"), p) for p in range(PARTITIONS)]
-        return [tp.offset for tp in consumer.committed(tps, timeout=10)]
-    finally:
-        consumer.close()
 
 
 def enqueue(log: str) -> None:
@@ -91,7 +80,7 @@ def test_two_workers_share_the_partitions_and_a_graceful_stop_repeats_nothing(ka
     assert sorted(starts) == list(range(JOBS))
     assert [seq for seq, runs in starts.items() if len(runs) > 1] == []  # exactly once
     assert {runs[0]["partition"] for runs in starts.values()} == set(range(PARTITIONS))
-    assert committed(kafka_env) == [PER_PARTITION] * PARTITIONS
+    assert kafka_env.committed_offsets("wide", PARTITIONS) == [PER_PARTITION] * PARTITIONS
 
 
 @pytest.mark.parametrize(
@@ -145,6 +134,6 @@ def test_three_workers_one_stopped_one_killed_only_the_killed_workers_uncommitte
         repeated_offsets = sorted(runs[0]["offset"] for runs in repeated.values() if runs[0]["partition"] == partition)
         if repeated_offsets:
             assert repeated_offsets == [o for o in killed_offsets if o >= repeated_offsets[0]], partition
-    assert committed(kafka_env) == [PER_PARTITION] * PARTITIONS
+    assert kafka_env.committed_offsets("wide", PARTITIONS) == [PER_PARTITION] * PARTITIONS
     if assignor == "cooperative-sticky":  # the survivor only gained partitions: revoked once, when it stopped
         assert survivor.output().count("Revoked partitions") == 1, survivor.output()

@@ -7,7 +7,6 @@ from collections import Counter, defaultdict
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from kafka_jobs import perform_all_later
 from kafka_jobs.producer import get_producer
@@ -18,16 +17,6 @@ from tests.jobs import VirtualJob, read_records, read_records_so_far
 pytestmark = pytest.mark.integration
 
 LANES = 4  # max_lanes of the "virtual" route in tests/kafka_routes.py; keys are ints, one lane each
-
-
-def committed(env: KafkaEnv, queue: str, partition: int = 0) -> int:
-    """Return the group's committed offset for a partition of ``queue`` (negative if none)."""
-    consumer = Consumer({"bootstrap.servers": env.bootstrap, "group.id": env.group_id})
-    try:
-        (tp,) = consumer.committed([TopicPartition(env.topic(queue), partition)], timeout=10)
-        return tp.offset
-    finally:
-        consumer.close()
 
 
 def seqs(log: str, event: str) -> list[int]:
@@ -81,7 +70,7 @@ def test_every_job_runs_once_except_the_failed_one_which_alone_is_retried(kafka_
         for i, (key_a, start_a, end_a) in enumerate(runs)
         for key_b, start_b, end_b in runs[i + 1 :]
     )
-    assert committed(kafka_env, "virtual") == 100
+    assert kafka_env.committed("virtual") == 100
 
 
 def test_different_virtual_keys_of_one_partition_run_in_parallel(kafka_env: KafkaEnv) -> None:
@@ -98,7 +87,7 @@ def test_different_virtual_keys_of_one_partition_run_in_parallel(kafka_env: Kafk
     key1 = [run for run in runs if run[0] == 1]
     # The partition's jobs took about half the time they would one after the other.
     assert all(any(a[1] < b[2] and b[1] < a[2] for b in key1) for a in key0)
-    assert committed(kafka_env, "virtual") == 4
+    assert kafka_env.committed("virtual") == 4
 
 
 @pytest.mark.kafka_jobs_overrides({"BACKOFF": {"INITIAL": 60.0, "MAX": 60.0}})
@@ -117,14 +106,14 @@ def test_commit_stays_below_an_unfinished_job_while_later_lanes_finish(kafka_env
     )
     first.send(signal.SIGTERM)
     assert first.wait(30) == 0, first.output()
-    assert committed(kafka_env, "virtual") == 95  # not past 95, although 96-98 finished
+    assert kafka_env.committed("virtual") == 95  # not past 95, although 96-98 finished
 
     second = kafka_env.run_worker("--burst", "--queues", "virtual")
 
     assert second.proc.returncode == 0, second.output()
     rerun = [r["seq"] for r in read_records(log) if r["event"] == "started" and r["pid"] == second.pid]
     assert sorted(rerun) == [95, 96, 97, 98, 99]  # at least once: what finished after the commit point runs again
-    assert committed(kafka_env, "virtual") == 100
+    assert kafka_env.committed("virtual") == 100
 
 
 def test_a_failing_key_function_runs_the_job_in_a_lane_of_its_own(kafka_env: KafkaEnv) -> None:
@@ -139,4 +128,4 @@ def test_a_failing_key_function_runs_the_job_in_a_lane_of_its_own(kafka_env: Kaf
     assert worker.proc.returncode == 0, output
     assert sorted(seqs(log, "finished")) == [0, 1]
     assert "the virtual_partitions key of route 'virtual' failed (TypeError(" in output
-    assert committed(kafka_env, "virtual") == 2
+    assert kafka_env.committed("virtual") == 2

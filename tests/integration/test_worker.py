@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from django.test import Client, override_settings
 
 from kafka_jobs import BrokerUnavailable
@@ -21,16 +21,6 @@ from tests.jobs import FailingJob, RecordJob, SlowJob, SyncJob, read_records
 from tests.models import Widget
 
 pytestmark = pytest.mark.integration
-
-
-def committed(env: KafkaEnv, queue: str, partition: int = 0) -> int:
-    """Return the group's committed offset for a partition of ``queue`` (negative if none)."""
-    consumer = Consumer({"bootstrap.servers": env.bootstrap, "group.id": env.group_id})
-    try:
-        (tp,) = consumer.committed([TopicPartition(env.topic(queue), partition)], timeout=10)
-        return tp.offset
-    finally:
-        consumer.close()
 
 
 def events(log: str, event: str) -> list[dict]:
@@ -53,7 +43,7 @@ def test_job_enqueued_from_a_view_runs_once_with_its_arguments(kafka_env: KafkaE
     assert run["args"] == ["hello"]
     assert run["widget"] == ["Widget", widget.pk, "blue"]  # loaded again from the database by the worker
     assert run["topic"] == kafka_env.topic("default")
-    assert committed(kafka_env, "default", run["partition"]) == run["offset"] + 1
+    assert kafka_env.committed("default", run["partition"]) == run["offset"] + 1
 
 
 def test_failing_job_is_retried_after_backoff_while_another_partition_keeps_flowing(kafka_env: KafkaEnv) -> None:
@@ -92,7 +82,7 @@ def test_sigterm_lets_the_running_job_finish_commits_it_and_starts_no_other(kafk
     assert worker.wait(30) == ExitCode.OK, worker.output()
     assert [r["tag"] for r in events(log, "finished")] == ["slow"]
     assert [r["tag"] for r in events(log, "started")] == ["slow"]
-    assert committed(kafka_env, "single") == 1
+    assert kafka_env.committed("single") == 1
     # After a restart only the job that was not started runs.
     restarted = kafka_env.run_worker("--burst")
     assert restarted.proc.returncode == 0, restarted.output()
@@ -113,7 +103,7 @@ def test_job_killed_mid_run_runs_again_after_restart(kafka_env: KafkaEnv) -> Non
     assert restarted.proc.returncode == 0, restarted.output()
     assert [r["job_id"] for r in events(log, "started")] == [job.job_id, job.job_id]
     assert [r["job_id"] for r in events(log, "finished")] == [job.job_id]
-    assert committed(kafka_env, "single") == 1
+    assert kafka_env.committed("single") == 1
 
 
 def test_second_signal_exits_at_once_without_marking_the_job(kafka_env: KafkaEnv) -> None:
@@ -129,7 +119,7 @@ def test_second_signal_exits_at_once_without_marking_the_job(kafka_env: KafkaEnv
 
     assert worker.wait(10) == ExitCode.FORCED
     assert not events(log, "finished")
-    assert committed(kafka_env, "single") < 0
+    assert kafka_env.committed("single") < 0
 
 
 @pytest.mark.kafka_jobs_overrides({"SHUTDOWN_TIMEOUT": 1.0})
@@ -144,7 +134,7 @@ def test_shutdown_timeout_exits_without_marking_the_running_job(kafka_env: Kafka
 
     assert worker.wait(15) == ExitCode.SHUTDOWN_TIMEOUT, worker.output()
     assert not events(log, "finished")
-    assert committed(kafka_env, "single") < 0
+    assert kafka_env.committed("single") < 0
 
 
 def test_message_naming_unregistered_code_is_refused_and_never_run(kafka_env: KafkaEnv, tmp_path: Path) -> None:
@@ -170,7 +160,7 @@ def test_message_naming_unregistered_code_is_refused_and_never_run(kafka_env: Ka
     assert not marker.exists()
     assert "No job is registered under the name 'os.system'" in worker.output()
     assert [r["job_id"] for r in events(log, "ran")] == [after.job_id]  # the worker went on
-    assert committed(kafka_env, "default", 0) == 2
+    assert kafka_env.committed("default", 0) == 2
 
 
 def test_produce_sync_to_a_dead_broker_raises_broker_unavailable_in_bounded_time(kafka_env: KafkaEnv) -> None:

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from kafka_jobs.conf import get_settings
 from kafka_jobs.deadletter import DeadLetter, parse_offset, read_dead_letters, replay_dead_letters, replay_group
 from kafka_jobs.exceptions import KafkaJobsError
+from kafka_jobs.management.argtypes import positive_int
 from kafka_jobs.routing import Route, get_routes
 
 
@@ -19,17 +20,6 @@ def offset_arg(value: str) -> tuple[int | None, int]:
         return parse_offset(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not OFFSET or PARTITION:OFFSET (whole numbers >= 0)") from None
-
-
-def positive_int(value: str) -> int:
-    """argparse type: an int >= 1."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
 
 
 class Command(BaseCommand):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from typing import Any
@@ -11,20 +10,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kafka_jobs.conf import get_settings
 from kafka_jobs.exceptions import KafkaJobsError
+from kafka_jobs.management.argtypes import positive_int
 from kafka_jobs.routing import get_routes
 from kafka_jobs.topics import create_topics, missing_topics
 from kafka_jobs.worker import ExitCode, Shutdown, Worker
-
-
-def positive_int(value: str) -> int:
-    """argparse type: an int >= 1."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
 
 
 def configure_logging(level: str) -> None:
