@@ -54,7 +54,7 @@ def _meta(options: argparse.Namespace, sizes: Any, broker: str) -> dict[str, Any
         "dirty_files": _git("status", "--porcelain", "--", "kafka_jobs").splitlines(),
         "python": platform.python_version(),
         "django": django.get_version(),
-        "confluent_kafka": confluent_kafka.version()[0],
+        "confluent_kafka": confluent_kafka.version(),
         "librdkafka": confluent_kafka.libversion()[0],
         "cpus": os.cpu_count(),
         "load_average_at_start": os.getloadavg(),

@@ -54,6 +54,7 @@ def run(bench: Bench, sizes: Sizes, report: Report) -> None:
             "MiB",
             small_mb,
             f"{sizes.small_backlog:,}-job backlog",
+            higher_is_better=False,
             detail={
                 "jobs_run": ran,
                 "max_buffered_messages": limit,
