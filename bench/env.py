@@ -167,13 +167,18 @@ class Bench:
         *args: str,
         overrides: dict[str, Any] | None = None,
         profiled: bool = False,
+        stub_executor: bool = False,
         **env: str,
     ) -> WorkerRun:
-        """Start ``runkafkaworker --queues queue *args`` for ``scenario`` (logs at WARNING)."""
+        """Start ``runkafkaworker --queues queue *args`` for ``scenario`` (logs at WARNING).
+
+        ``stub_executor`` runs ``bench.stub_worker`` instead: the same command with a no-op executor.
+        """
         name = f"worker-{len(self._workers) + 1}"
         log_path = self.workdir / f"{name}.log"
         stats_path = self.workdir / f"{name}.stats.json"
-        command = [sys.executable, "-m", "django", "runkafkaworker", "--queues", queue, "--log-level", "WARNING"]
+        program = ["bench.stub_worker"] if stub_executor else ["django", "runkafkaworker"]
+        command = [sys.executable, "-m", *program, "--queues", queue, "--log-level", "WARNING"]
         environment = {
             **os.environ,
             **scenario.env(),

@@ -3,6 +3,7 @@
 Both rates run from the first job (message) to the last, as seen by the probe inside the job: the worker's
 interpreter and Django start-up, its group join (about 1 s on Tansu: half the session timeout), its first
 fetch, and the burst worker's idle detection and shutdown are outside the window (reported separately).
+A worker whose executor is a stub (``bench.stub_worker``) shows what the listener alone costs.
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ def _fill(scenario: Scenario, queue: str, count: int) -> None:
         produce_all(producer, messages)
 
 
-def _worker(bench: Bench, scenario: Scenario, queue: str, concurrency: int, jobs: int) -> tuple[float, dict[str, Any]]:
+def _worker(
+    bench: Bench, scenario: Scenario, queue: str, concurrency: int, jobs: int, *, stub_executor: bool = False
+) -> tuple[float, dict[str, Any]]:
     """Run a burst worker over the backlog; return its rate and the details behind it."""
-    worker = bench.worker(scenario, queue, "--burst", "--concurrency", str(concurrency), profiled=True)
+    arguments = ("--burst", "--concurrency", str(concurrency))
+    worker = bench.worker(scenario, queue, *arguments, profiled=not stub_executor, stub_executor=stub_executor)
     worker.wait(WORKER_TIMEOUT)
     stats = worker.stats()
     if stats["count"] < jobs:
@@ -59,6 +63,10 @@ def run(bench: Bench, sizes: Sizes, report: Report) -> None:
         _fill(scenario, queue, sizes.processing)
         with scenario.with_group(f"raw{partitions}").active() as settings:
             raw = baseline.consume(settings, scenario.topic(queue), sizes.processing).rate()
+        stub = scenario.with_group(f"stub{partitions}")
+        rate, detail = _worker(bench, stub, queue, 1, sizes.processing, stub_executor=True)
+        name = f"listener alone (stub executor), {partitions}p"
+        report.add(Figure(SECTION, name, rate, "jobs/s", raw, f"raw consume {partitions}p", detail=detail))
         for concurrency in sizes.concurrency:
             group = scenario.with_group(f"p{partitions}c{concurrency}")
             rate, detail = _worker(bench, group, queue, concurrency, sizes.processing)
