@@ -8,15 +8,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone, translation
 
 from . import signals
 from .job import Job
 
 logger = logging.getLogger("kafka_jobs.job")
+
+Context = Callable[[Job], AbstractContextManager[None]]
 
 
 @contextlib.contextmanager
@@ -33,18 +37,39 @@ def job_context(job: Job) -> Iterator[None]:
         yield
 
 
-def run_job(job: Job, *, report_failure: bool = True) -> Any:
+@contextlib.contextmanager
+def worker_thread_context(job: Job) -> Iterator[None]:
+    """Like ``job_context``, for a thread that only runs jobs: afterwards reset to the defaults.
+
+    There is no caller's state to remember, and reading it costs more than the job's own bookkeeping:
+    activating the default language and time zone leaves the thread as an idle worker thread was.
+    """
+    translation.activate(job.locale or settings.LANGUAGE_CODE)
+    try:
+        timezone.activate(job.timezone or settings.TIME_ZONE)
+    except (ValueError, KeyError):
+        logger.warning("Job %s %s: unknown timezone %r ignored", job.job_name, job.job_id, job.timezone)
+        timezone.activate(settings.TIME_ZONE)
+    try:
+        yield
+    finally:
+        translation.activate(settings.LANGUAGE_CODE)
+        timezone.activate(settings.TIME_ZONE)
+
+
+def run_job(job: Job, *, report_failure: bool = True, context: Context = job_context) -> Any:
     """Run ``job`` once (``executions`` counts it) and return its result; exceptions propagate.
 
     With ``report_failure`` a failure sends ``job_failed`` (not retried); the worker passes ``False``
-    because only it knows whether the job will be retried.
+    because only it knows whether the job will be retried. ``context`` applies the job's locale and time
+    zone (the worker passes ``worker_thread_context``).
     """
     job_class = type(job)
     job.executions += 1
     signals.job_started.send(job_class, job=job, message=job.message)
     started = time.monotonic()
     try:
-        with job_context(job):
+        with context(job):
             result = job.run()
     except BaseException as exc:
         job.last_duration = time.monotonic() - started

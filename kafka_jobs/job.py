@@ -73,9 +73,19 @@ class Job:
             registry.register(cls)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.args: list[Any] = list(args)
-        self.kwargs: dict[str, Any] = dict(kwargs)
-        self.job_id: str = str(uuid.uuid4())
+        self._setup(list(args), dict(kwargs), str(uuid.uuid4()))
+
+    @classmethod
+    def restore(cls, args: list[Any], kwargs: dict[str, Any], job_id: str) -> Self:
+        """Rebuild a job that already has an id (from a message), without generating a new one."""
+        job = cls.__new__(cls)
+        job._setup(args, kwargs, job_id)
+        return job
+
+    def _setup(self, args: list[Any], kwargs: dict[str, Any], job_id: str) -> None:
+        self.args: list[Any] = args
+        self.kwargs: dict[str, Any] = kwargs
+        self.job_id: str = job_id
         self.queue_name: str = type(self).queue_as
         self.executions: int = 0
         self.enqueued_at: dt.datetime | None = None

@@ -44,8 +44,7 @@ class Envelope:
     def to_job(self) -> Job:
         """Look the job up in the registry and load its arguments (models are fetched here)."""
         job_class = registry.get(self.job)
-        job = job_class(*arguments.decode(self.args), **arguments.decode(self.kwargs))
-        job.job_id = self.job_id
+        job = job_class.restore(arguments.decode(self.args), arguments.decode(self.kwargs), self.job_id)
         job.queue_name = self.queue
         job.executions = self.executions
         job.enqueued_at = self.enqueued_at

@@ -37,7 +37,7 @@ from .. import signals
 from ..conf import Backoff, KafkaJobsSettings
 from ..deadletter import ID_HEADER, JOB_HEADER, dead_letter_message
 from ..exceptions import DecodeError, EnqueueError, JobNotRegistered
-from ..execution import run_job
+from ..execution import run_job, worker_thread_context
 from ..job import Job, MessageInfo
 from ..producer import get_producer
 from ..retry import Action
@@ -188,11 +188,14 @@ class Executor:
                 return Outcome(Verdict.RETRY, delay=wait, counts_as_failure=False)
         job.executions = attempt - 1  # run_job counts this execution
         job.message = _info(message)
-        subject = Subject.of(message, job, attempt)
-        logger.info("%s started", subject, extra=subject.extra)
+        # Building the log subject costs as much as a no-op job: only when the lines are shown.
+        subject = Subject.of(message, job, attempt) if logger.isEnabledFor(logging.INFO) else None
+        if subject is not None:
+            logger.info("%s started", subject, extra=subject.extra)
         try:
-            run_job(job, report_failure=False)
+            run_job(job, report_failure=False, context=worker_thread_context)
         except CRITICAL as exc:
+            subject = Subject.of(message, job, attempt)
             logger.critical(
                 "%s raised %s: stopping the worker; the job is not marked and runs again after restart",
                 subject,
@@ -213,7 +216,8 @@ class Executor:
             return self._failed(message, route, job, exc, owned)
         finally:
             close_old_connections()
-        logger.info("%s succeeded in %.3fs", subject, job.last_duration or 0.0, extra=subject.extra)
+        if subject is not None:
+            logger.info("%s succeeded in %.3fs", subject, job.last_duration or 0.0, extra=subject.extra)
         return Outcome(Verdict.DONE)
 
     def _failed(self, message: Any, route: Route, job: Job, exc: Exception, owned: Callable[[], bool]) -> Outcome:
