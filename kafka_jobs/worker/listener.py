@@ -376,7 +376,8 @@ class Worker:
         self.consumer.close()
         if timed_out:
             logger.error("Shutdown timeout: %d job(s) still running were not marked and will run again", self.running)
-            return ExitCode.SHUTDOWN_TIMEOUT
+            # A crash or a critical job error says more about why than the timeout it led to.
+            return self.shutdown.exit_code if self.shutdown.exit_code is not ExitCode.OK else ExitCode.SHUTDOWN_TIMEOUT
         logger.info(
             "Worker stopped (%s); %d job(s) completed; at most %d message(s) buffered per partition (limit %d)",
             self.shutdown.reason,
@@ -389,16 +390,20 @@ class Worker:
     # Job threads -----------------------------------------------------------------------------------------
 
     def _job_thread(self) -> None:
-        while True:
-            with self.cond:
-                while not self.ready and not self.closed:
-                    self.cond.wait()
-                if self.closed:
-                    return
-                lane = self.ready.popleft()
-                lane.queued = False
-                lane.running = True
-            self._run_lane(lane)
+        try:
+            while True:
+                with self.cond:
+                    while not self.ready and not self.closed:
+                        self.cond.wait()
+                    if self.closed:
+                        return
+                    lane = self.ready.popleft()
+                    lane.queued = False
+                    lane.running = True
+                self._run_lane(lane)
+        except BaseException:  # a bug in the worker itself (jobs' errors never get here): stop, don't hang
+            logger.critical("Job thread crashed; stopping the worker (unfinished jobs run again)", exc_info=True)
+            self.shutdown.request("a job thread crashed", ExitCode.ERROR)
 
     def _run_lane(self, lane: Lane) -> None:
         """Run a lane's messages in order until it is empty, fails, or another lane is waiting for a thread."""

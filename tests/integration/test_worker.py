@@ -189,3 +189,23 @@ def test_worker_reports_an_unreachable_broker_clearly(kafka_env: KafkaEnv) -> No
     worker = kafka_env.start_worker("--burst", KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9")
     assert worker.wait(60) == 1
     assert "Could not reach Kafka at '127.0.0.1:9'" in worker.output()
+
+
+def test_worker_stops_with_an_error_instead_of_hanging_when_a_job_thread_crashes(kafka_env: KafkaEnv) -> None:
+    from kafka_jobs.conf import get_settings
+    from kafka_jobs.routing import get_routes
+    from kafka_jobs.worker import Worker
+
+    log = kafka_env.log_file()
+    RecordJob.perform_later(log, "never")
+    get_producer().flush(10)
+    worker = Worker(get_settings(), get_routes().select(["default"]), burst=True)
+
+    def crash(lane: object) -> None:
+        raise RuntimeError("a bug in the worker")
+
+    worker._run_lane = crash  # type: ignore[method-assign]
+
+    assert worker.run() == ExitCode.ERROR
+    assert not read_records(log)
+    assert kafka_env.committed("default", 0) < 0 and kafka_env.committed("default", 1) < 0
