@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Producer
 from django.test import Client, override_settings
 
-from kafka_jobs import BrokerUnavailable
+from kafka_jobs import BrokerUnavailable, EnqueueError
 from kafka_jobs.producer import close_producer, get_producer
 from kafka_jobs.worker import ExitCode
 from tests.helpers import wait_for
@@ -209,3 +209,23 @@ def test_worker_stops_with_an_error_instead_of_hanging_when_a_job_thread_crashes
     assert worker.run() == ExitCode.ERROR
     assert not read_records(log)
     assert kafka_env.committed("default", 0) < 0 and kafka_env.committed("default", 1) < 0
+
+
+@pytest.mark.parametrize("dispatch_method", ["produce_sync", "produce_async"])
+def test_a_message_too_large_for_the_broker_is_a_typed_error_at_enqueue(
+    kafka_env: KafkaEnv, dispatch_method: str
+) -> None:
+    job_class = SyncJob if dispatch_method == "produce_sync" else RecordJob
+    assert job_class.options.dispatch_method == dispatch_method
+    started = time.monotonic()
+    with pytest.raises(EnqueueError, match="too large") as raised:
+        job_class.perform_later("x" * 2_000_000)
+    assert time.monotonic() - started < 5
+    assert job_class.job_name in str(raised.value)  # says which job
+
+
+def test_an_explicit_partition_that_does_not_exist_is_a_typed_error(kafka_env: KafkaEnv) -> None:
+    started = time.monotonic()
+    with pytest.raises(EnqueueError, match="Unknown partition"):
+        SyncJob.set(partition=99).perform_later()
+    assert time.monotonic() - started < 10
