@@ -13,13 +13,13 @@ from kafka_jobs.deadletter import (
     MAX_TRACEBACK,
     REPLAYED_FROM,
     DeadLetter,
-    _selection,
     dead_letter_message,
     dlq_headers,
     parse_offset,
     replay_message,
     trimmed_traceback,
 )
+from kafka_jobs.deadletter.replay import _selection
 from kafka_jobs.exceptions import ReplayRefused
 
 
