@@ -124,6 +124,19 @@ def _send(signal: Signal, sender: type, **kwargs: Any) -> None:
             logger.error("Signal receiver %r raised %r (ignored)", receiver, result, exc_info=result)
 
 
+def _report_failure(job: Job, exc: BaseException, *, will_retry: bool) -> None:
+    """Send ``job_failed`` for a run of ``job`` that raised ``exc``."""
+    _send(
+        signals.job_failed,
+        type(job),
+        job=job,
+        message=job.message,
+        duration=job.last_duration,
+        exception=exc,
+        will_retry=will_retry,
+    )
+
+
 class Executor:
     """Runs messages of routed topics for one worker process."""
 
@@ -202,15 +215,7 @@ class Executor:
                 type(exc).__name__,
                 extra=subject.extra,
             )
-            _send(
-                signals.job_failed,
-                type(job),
-                job=job,
-                message=job.message,
-                duration=job.last_duration,
-                exception=exc,
-                will_retry=False,
-            )
+            _report_failure(job, exc, will_retry=False)
             return Outcome(Verdict.CRITICAL, error=exc)
         except Exception as exc:
             return self._failed(message, route, job, exc, owned)
@@ -224,18 +229,17 @@ class Executor:
         attempt = job.executions
         subject = Subject.of(message, job, attempt)
         decision = job.retry_policy.decide(exc, attempt)
-        common = {"job": job, "message": job.message, "exception": exc}
         if decision.action is Action.DISCARD:
-            _send(signals.job_failed, type(job), duration=job.last_duration, will_retry=False, **common)
+            _report_failure(job, exc, will_retry=False)
             logger.warning("%s failed with %r and was discarded (discard_on)", subject, exc, extra=subject.extra)
-            _send(signals.job_discarded, type(job), **common)
+            _send(signals.job_discarded, type(job), job=job, message=job.message, exception=exc)
             return Outcome(Verdict.DONE, error=exc)
         if decision.action is Action.RETRY:
             return self._retry(subject, job, exc, decision.delay, "retry_on")
         dlq = route.dead_letter_queue
         retries_spent = decision.rule is not None or (dlq is not None and attempt > dlq.max_retries)
         if dlq is not None and retries_spent:
-            _send(signals.job_failed, type(job), duration=job.last_duration, will_retry=False, **common)
+            _report_failure(job, exc, will_retry=False)
             spent = "retry_on attempts" if decision.rule is not None else f"max_retries={dlq.max_retries}"
             logger.error(
                 "%s failed with %r; retries spent (%s)", subject, exc, spent, exc_info=exc, extra=subject.extra
@@ -244,15 +248,7 @@ class Executor:
         return self._retry(subject, job, exc, self.backoff_for(route).delay(attempt), "backoff")
 
     def _retry(self, subject: Subject, job: Job, exc: Exception, delay: float, why: str) -> Outcome:
-        _send(
-            signals.job_failed,
-            type(job),
-            job=job,
-            message=job.message,
-            duration=job.last_duration,
-            exception=exc,
-            will_retry=True,
-        )
+        _report_failure(job, exc, will_retry=True)
         logger.warning(
             "%s failed with %r; retrying in %.2fs (%s)", subject, exc, delay, why, exc_info=exc, extra=subject.extra
         )
