@@ -173,6 +173,9 @@ class JobProducer:
         if left:
             logger.error("%d message(s) were still undelivered when the producer closed: those jobs may be lost.", left)
         self._closed.set()
+        # The callback thread holds the client: once it has stopped, dropping the wrapper destroys the
+        # client now (its last log lines included) rather than at some later garbage collection.
+        self._poller.join(timeout=1.0)
 
 
 _lock = threading.Lock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import time
 import uuid
@@ -229,3 +230,24 @@ def test_an_explicit_partition_that_does_not_exist_is_a_typed_error(kafka_env: K
     with pytest.raises(EnqueueError, match="Unknown partition"):
         SyncJob.set(partition=99).perform_later()
     assert time.monotonic() - started < 10
+
+
+def test_produce_async_failure_is_logged_at_error_with_the_job_name_and_id(kafka_env: KafkaEnv) -> None:
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("kafka_jobs.producer")
+    logger.addHandler(handler)
+    dead = {**kafka_env.kafka_jobs_settings(), "BOOTSTRAP_SERVERS": "127.0.0.1:9", "DELIVERY_TIMEOUT": 1.0}
+    try:
+        with override_settings(KAFKA_JOBS=dead):
+            close_producer()
+            started = time.monotonic()
+            job = RecordJob.perform_later(kafka_env.log_file(), "lost?")
+            assert time.monotonic() - started < 1  # async: the caller does not wait
+            wait_for(lambda: records, timeout=15, message="no ERROR log for the failed delivery")
+            close_producer()
+    finally:
+        logger.removeHandler(handler)
+    text = records[0].getMessage()
+    assert job.job_name in text and job.job_id in text and "NOT enqueued" in text
