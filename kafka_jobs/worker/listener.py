@@ -39,6 +39,9 @@ def consumer_config(settings: KafkaJobsSettings) -> dict[str, Any]:
         "group.id": settings.group_id,
         "auto.offset.reset": "earliest",
         "fetch.wait.max.ms": 100,
+        # Only the partitions that change owner are revoked, so a rebalance does not make every worker
+        # wait for its running jobs (librdkafka's default "range,roundrobin" revokes everything).
+        "partition.assignment.strategy": "cooperative-sticky",
         # librdkafka prefetches up to 100k messages per partition by default; keep its queue near our buffer
         # (so a backlog of a million jobs costs no more memory than ten thousand), and with such a small queue
         # do not wait the default second before fetching again (its documentation recommends lowering it).

@@ -86,14 +86,14 @@ def test_two_workers_share_the_partitions_and_a_graceful_stop_repeats_nothing(ka
 @pytest.mark.parametrize(
     "assignor",
     [
-        pytest.param("eager", id="eager"),  # librdkafka's default "range,roundrobin": every rebalance revokes all
         pytest.param(
-            "cooperative-sticky",  # only the partitions that move are revoked
+            "eager",  # librdkafka's default "range,roundrobin": every rebalance revokes all
             marks=pytest.mark.kafka_jobs_overrides(
-                {"CONSUMER": {**TEST_CONSUMER, "partition.assignment.strategy": "cooperative-sticky"}}
+                {"CONSUMER": {**TEST_CONSUMER, "partition.assignment.strategy": "range,roundrobin"}}
             ),
-            id="cooperative",
+            id="eager",
         ),
+        pytest.param("cooperative-sticky", id="cooperative"),  # the worker's default: only moved partitions
     ],
 )
 def test_three_workers_one_stopped_one_killed_only_the_killed_workers_uncommitted_jobs_run_twice(
