@@ -14,11 +14,10 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from .conf import Backoff, get_settings
-from .exceptions import ConfigurationError, InvalidJob, UnroutedQueue
+from .exceptions import ConfigurationError, UnroutedQueue
 from .options import QUEUE_NAME_RE
 
 if TYPE_CHECKING:
-    from .job import Job
     from .serializer import Envelope
 
 
@@ -198,9 +197,3 @@ def get_routes() -> RouteTable:
 def reset() -> None:
     """Forget the loaded routes (settings changed)."""
     get_routes.cache_clear()
-
-
-def check_job_queue(job_class: type[Job]) -> None:
-    """Raise ``InvalidJob`` if ``job_class``'s queue is not routed (used by checks and startjob)."""
-    if job_class.queue_as not in get_routes().by_queue:
-        raise InvalidJob(f"{job_class.__qualname__} uses queue {job_class.queue_as!r}, which is not routed.")

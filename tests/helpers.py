@@ -6,6 +6,7 @@ machine makes them slower, not flaky, and a real failure ends with a message ins
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
@@ -79,3 +80,12 @@ def create_topic(bootstrap: str, name: str, partitions: int = 1, *, timeout: flo
         timeout=timeout,
         message=f"topic {name!r} did not show {partitions} partition(s) with a leader in the metadata",
     )
+
+
+def pid_exists(pid: int) -> bool:
+    """Return whether a process (or an unreaped zombie) with this pid exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

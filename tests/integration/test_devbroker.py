@@ -18,18 +18,9 @@ from confluent_kafka import Consumer, Message, Producer
 
 from kafka_jobs import devbroker
 from kafka_jobs.devbroker import DevBroker, DevBrokerError
-from tests.helpers import create_topic, wait_for
+from tests.helpers import create_topic, pid_exists, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def pid_exists(pid: int) -> bool:
-    """Return whether a process (or an unreaped zombie) with this pid exists."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.fixture

@@ -17,11 +17,24 @@ from kafka_jobs import BrokerUnavailable, EnqueueError
 from kafka_jobs.producer import close_producer, get_producer
 from kafka_jobs.worker import ExitCode
 from tests.helpers import wait_for
-from tests.integration.conftest import KafkaEnv
+from tests.integration.conftest import KafkaEnv, WorkerProcess
 from tests.jobs import FailingJob, RecordJob, SlowJob, SyncJob, read_records
 from tests.models import Widget
 
 pytestmark = pytest.mark.integration
+
+
+def start_on_slow_job(
+    kafka_env: KafkaEnv, log: str, tag: str, seconds: float, *, behind: tuple[str, ...] = ()
+) -> tuple[SlowJob, WorkerProcess]:
+    """Enqueue a SlowJob (and instant ones ``behind`` it), start a worker, return once the slow job runs."""
+    job = SlowJob.perform_later(log, tag, seconds)
+    for other in behind:
+        SlowJob.perform_later(log, other, 0.0)
+    get_producer().flush(10)
+    worker = kafka_env.start_worker()
+    wait_for(lambda: any(r["tag"] == tag for r in events(log, "started")), timeout=30, message=f"{tag} never started")
+    return job, worker
 
 
 def events(log: str, event: str) -> list[dict]:
@@ -72,11 +85,7 @@ def test_failing_job_is_retried_after_backoff_while_another_partition_keeps_flow
 
 def test_sigterm_lets_the_running_job_finish_commits_it_and_starts_no_other(kafka_env: KafkaEnv) -> None:
     log = kafka_env.log_file()
-    SlowJob.perform_later(log, "slow", 2.0)
-    SlowJob.perform_later(log, "next", 0.0)
-    get_producer().flush(10)
-    worker = kafka_env.start_worker()
-    wait_for(lambda: events(log, "started"), timeout=30, message="the slow job never started")
+    _, worker = start_on_slow_job(kafka_env, log, "slow", 2.0, behind=("next",))
 
     worker.send(signal.SIGTERM)
 
@@ -92,10 +101,7 @@ def test_sigterm_lets_the_running_job_finish_commits_it_and_starts_no_other(kafk
 
 def test_job_killed_mid_run_runs_again_after_restart(kafka_env: KafkaEnv) -> None:
     log = kafka_env.log_file()
-    job = SlowJob.perform_later(log, "victim", 1.5)
-    get_producer().flush(10)
-    worker = kafka_env.start_worker()
-    wait_for(lambda: events(log, "started"), timeout=30, message="the job never started")
+    job, worker = start_on_slow_job(kafka_env, log, "victim", 1.5)
 
     worker.kill()  # SIGKILL: no chance to finish or commit
 
@@ -109,10 +115,7 @@ def test_job_killed_mid_run_runs_again_after_restart(kafka_env: KafkaEnv) -> Non
 
 def test_second_signal_exits_at_once_without_marking_the_job(kafka_env: KafkaEnv) -> None:
     log = kafka_env.log_file()
-    SlowJob.perform_later(log, "long", 30.0)
-    get_producer().flush(10)
-    worker = kafka_env.start_worker()
-    wait_for(lambda: events(log, "started"), timeout=30, message="the job never started")
+    _, worker = start_on_slow_job(kafka_env, log, "long", 30.0)
 
     worker.send(signal.SIGTERM)
     wait_for(lambda: "Stopping: received SIGTERM" in worker.output(), timeout=10, message="no graceful stop")
@@ -126,10 +129,7 @@ def test_second_signal_exits_at_once_without_marking_the_job(kafka_env: KafkaEnv
 @pytest.mark.kafka_jobs_overrides({"SHUTDOWN_TIMEOUT": 1.0})
 def test_shutdown_timeout_exits_without_marking_the_running_job(kafka_env: KafkaEnv) -> None:
     log = kafka_env.log_file()
-    SlowJob.perform_later(log, "long", 30.0)
-    get_producer().flush(10)
-    worker = kafka_env.start_worker()
-    wait_for(lambda: events(log, "started"), timeout=30, message="the job never started")
+    _, worker = start_on_slow_job(kafka_env, log, "long", 30.0)
 
     worker.send(signal.SIGTERM)
 

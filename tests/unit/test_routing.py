@@ -21,25 +21,9 @@ from kafka_jobs.routing import (
     RouteTable,
     VirtualPartitions,
     active_job_topic,
-    check_job_queue,
     get_routes,
     load_routes,
 )
-
-
-class UnroutedQueueJob(Job):
-    queue_as = "nowhere"
-
-    def perform(self) -> None:
-        pass
-
-
-class RoutedQueueJob(Job):
-    queue_as = "wide"
-
-    def perform(self) -> None:
-        pass
-
 
 _counter = itertools.count()
 
@@ -240,9 +224,3 @@ def test_routes_module_may_use_a_tuple(routes_module: Callable[[str], str]) -> N
     )
 
     assert sorted(load_routes(name, "p-").by_topic) == ["p-x", "p-y"]
-
-
-def test_check_job_queue_refuses_an_unrouted_job_queue() -> None:
-    check_job_queue(RoutedQueueJob)
-    with pytest.raises(InvalidJob, match="'nowhere', which is not routed"):
-        check_job_queue(UnroutedQueueJob)
