@@ -1,4 +1,4 @@
-"""Django app configuration: discover job classes and register checks; nothing heavy."""
+"""Django app configuration: connect receivers, register checks, discover job classes; nothing heavy."""
 
 from django.apps import AppConfig
 
@@ -11,7 +11,7 @@ class KafkaJobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, registry
+        from . import checks, registry, signal_handlers  # noqa: F401 - importing connects the receivers
 
         checks.register()
         registry.autodiscover()

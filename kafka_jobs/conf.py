@@ -1,23 +1,29 @@
 """One typed settings object built from ``JOB_BACKEND`` and the ``KAFKA_JOBS`` dict.
 
-Validated once and cached; rebuilt when Django's ``setting_changed`` fires so ``override_settings`` works.
+Validated once and cached; ``kafka_jobs.signal_handlers`` clears the cache when Django's ``setting_changed``
+fires, so ``override_settings`` works.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
-from typing import Any, cast
+from typing import Any
 
 from django.conf import settings as django_settings
-from django.core.signals import setting_changed
 
 from .exceptions import ConfigurationError
+from .validators import TOPIC_CHARACTERS, int_at_least_rule, is_int_at_least, is_number, is_topic_prefix
 
-BACKEND_CHOICES = ("kafka", "async", "inline", "test")
+# The JOB_BACKEND choices and the class each one selects (kafka_jobs.backends builds it).
+BACKENDS: Mapping[str, str] = {
+    "kafka": "kafka_jobs.backends.kafka.KafkaBackend",
+    "async": "kafka_jobs.backends.threadpool.ThreadPoolBackend",
+    "inline": "kafka_jobs.backends.inline.InlineBackend",
+    "test": "kafka_jobs.backends.recording.RecordingBackend",
+}
 DEFAULT_BACKEND = "async"
 # librdkafka keys the worker owns: letting a user set them would break at-least-once delivery.
 RESERVED_CONSUMER_KEYS = ("enable.auto.commit", "enable.auto.offset.store", "group.id", "bootstrap.servers")
@@ -25,16 +31,20 @@ RESERVED_CONSUMER_KEYS = ("enable.auto.commit", "enable.auto.offset.store", "gro
 
 @dataclasses.dataclass(frozen=True)
 class Backoff:
-    """How long a partition stays paused after a failing job before the job is retried."""
+    """How long a partition stays paused after a failing job before the job is retried.
+
+    The defaults here are the only ones: ``KAFKA_JOBS['BACKOFF']`` and a route's ``backoff`` leave out
+    what they do not change.
+    """
 
     initial: float = 1.0
     maximum: float = 30.0
     exponential: bool = True
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.initial, int | float) and self.initial >= 0):
+        if not (is_number(self.initial) and self.initial >= 0):
             raise ConfigurationError(f"Backoff initial must be a number of seconds >= 0, got {self.initial!r}.")
-        if not (isinstance(self.maximum, int | float) and self.maximum >= self.initial):
+        if not (is_number(self.maximum) and self.maximum >= self.initial):
             raise ConfigurationError(
                 f"Backoff maximum must be a number of seconds >= initial ({self.initial}), got {self.maximum!r}."
             )
@@ -46,6 +56,11 @@ class Backoff:
         if not self.exponential:
             return float(self.initial)
         return float(min(self.maximum, self.initial * 2 ** max(0, attempt - 1)))
+
+
+# KAFKA_JOBS['BACKOFF'] keys (upper case, like every settings key) -> Backoff fields (what a route's
+# backoff dict uses): the one place the two spellings meet.
+BACKOFF_SETTING_KEYS: Mapping[str, str] = {"INITIAL": "initial", "MAX": "maximum", "EXPONENTIAL": "exponential"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,79 +88,80 @@ class KafkaJobsSettings:
     async_threads: int = 4
 
 
-_KEY_TYPES: dict[str, tuple[type, ...]] = {
-    "BOOTSTRAP_SERVERS": (str,),
-    "CLIENT_ID": (str,),
-    "GROUP_ID": (str,),
-    "ROUTES": (str,),
-    "QUEUE_PREFIX": (str,),
-    "PRODUCER": (dict,),
-    "CONSUMER": (dict,),
-    "DELIVERY_TIMEOUT": (int, float),
-    "BACKOFF": (dict,),
-    "SHUTDOWN_TIMEOUT": (int, float),
-    "REVOKE_TIMEOUT": (int, float),
-    "CONCURRENCY": (int,),
-    "MAX_BUFFERED_MESSAGES": (int,),
-    "COMMIT_INTERVAL": (int, float),
-    "ENQUEUE_AFTER_COMMIT": (bool,),
-    "REQUIRE_ROUTE": (bool,),
-    "SERIALIZER": (str,),
-    "ASYNC_THREADS": (int,),
+@dataclasses.dataclass(frozen=True)
+class _Rule:
+    """What one ``KAFKA_JOBS`` key accepts, and how to say it."""
+
+    accepts: Callable[[Any], bool]
+    expected: str
+
+
+def _of_type(kind: type[str | dict[str, Any] | bool]) -> _Rule:
+    # Numbers have rules of their own (validators): bool, an int subclass, must not pass for one.
+    return _Rule(lambda value: isinstance(value, kind), "True or False" if kind is bool else f"a {kind.__name__}")
+
+
+def _int_at_least(minimum: int) -> _Rule:
+    return _Rule(lambda value: is_int_at_least(value, minimum), int_at_least_rule(minimum))
+
+
+_SECONDS = _Rule(lambda value: is_number(value) and value > 0, "a number of seconds > 0")
+_RULES: Mapping[str, _Rule] = {
+    "BOOTSTRAP_SERVERS": _of_type(str),
+    "CLIENT_ID": _of_type(str),
+    "GROUP_ID": _of_type(str),
+    "ROUTES": _of_type(str),
+    "QUEUE_PREFIX": _Rule(is_topic_prefix, f"a str of characters from {TOPIC_CHARACTERS} (it starts every topic name)"),
+    "PRODUCER": _of_type(dict),
+    "CONSUMER": _of_type(dict),
+    "DELIVERY_TIMEOUT": _SECONDS,
+    "BACKOFF": _of_type(dict),
+    "SHUTDOWN_TIMEOUT": _SECONDS,
+    "REVOKE_TIMEOUT": _SECONDS,
+    "CONCURRENCY": _int_at_least(1),
+    "MAX_BUFFERED_MESSAGES": _int_at_least(1),
+    "COMMIT_INTERVAL": _SECONDS,
+    "ENQUEUE_AFTER_COMMIT": _of_type(bool),
+    "REQUIRE_ROUTE": _of_type(bool),
+    "SERIALIZER": _of_type(str),
+    "ASYNC_THREADS": _int_at_least(1),
 }
-_POSITIVE = (
-    "DELIVERY_TIMEOUT",
-    "SHUTDOWN_TIMEOUT",
-    "REVOKE_TIMEOUT",
-    "CONCURRENCY",
-    "MAX_BUFFERED_MESSAGES",
-    "COMMIT_INTERVAL",
-    "ASYNC_THREADS",
-)
 
 
-def _check_type(key: str, value: Any) -> None:
-    expected = _KEY_TYPES[key]
-    is_bool = isinstance(value, bool)
-    if not isinstance(value, expected) or (is_bool and bool not in expected):
-        names = " or ".join(t.__name__ for t in expected)
-        raise ConfigurationError(f"KAFKA_JOBS['{key}'] must be {names}, got {type(value).__name__} {value!r}.")
-    if key in _POSITIVE and cast(float, value) <= 0:
-        raise ConfigurationError(f"KAFKA_JOBS['{key}'] must be greater than 0, got {value!r}.")
+def _check(key: str, value: Any) -> None:
+    rule = _RULES[key]
+    if not rule.accepts(value):
+        raise ConfigurationError(f"KAFKA_JOBS['{key}'] must be {rule.expected}, got {type(value).__name__} {value!r}.")
 
 
 def _parse_backoff(raw: Mapping[str, Any]) -> Backoff:
-    allowed = {"INITIAL", "MAX", "EXPONENTIAL"}
-    unknown = set(raw) - allowed
+    unknown = set(raw) - set(BACKOFF_SETTING_KEYS)
     if unknown:
+        keys = ", ".join(map(repr, BACKOFF_SETTING_KEYS))
+        fields = ", ".join(map(repr, BACKOFF_SETTING_KEYS.values()))
         raise ConfigurationError(
-            f"KAFKA_JOBS['BACKOFF'] has unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}."
+            f"KAFKA_JOBS['BACKOFF'] has unknown keys {sorted(unknown)}; allowed keys: {keys} (a route's backoff "
+            f"dict spells them {fields})."
         )
     try:
-        return Backoff(
-            initial=raw.get("INITIAL", 1.0),
-            maximum=raw.get("MAX", 30.0),
-            exponential=raw.get("EXPONENTIAL", True),
-        )
+        return Backoff(**{BACKOFF_SETTING_KEYS[key]: value for key, value in raw.items()})
     except ConfigurationError as exc:
         raise ConfigurationError(f"KAFKA_JOBS['BACKOFF']: {exc}") from None
 
 
 def build_settings(backend: Any, raw: Any) -> KafkaJobsSettings:
     """Validate ``JOB_BACKEND`` and the ``KAFKA_JOBS`` dict; raise ``ConfigurationError`` naming the key."""
-    if backend not in BACKEND_CHOICES:
-        raise ConfigurationError(
-            f"JOB_BACKEND is {backend!r}; choose one of {', '.join(repr(c) for c in BACKEND_CHOICES)}."
-        )
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise ConfigurationError(f"JOB_BACKEND is {backend!r}; choose one of {', '.join(map(repr, BACKENDS))}.")
     if not isinstance(raw, Mapping):
         raise ConfigurationError(f"KAFKA_JOBS must be a dict, got {type(raw).__name__}.")
-    unknown = set(raw) - set(_KEY_TYPES)
+    unknown = set(raw) - set(_RULES)
     if unknown:
         raise ConfigurationError(
-            f"KAFKA_JOBS has unknown keys {sorted(unknown)}; allowed keys: {', '.join(sorted(_KEY_TYPES))}."
+            f"KAFKA_JOBS has unknown keys {sorted(unknown)}; allowed keys: {', '.join(sorted(_RULES))}."
         )
     for key, value in raw.items():
-        _check_type(key, value)
+        _check(key, value)
     for key in RESERVED_CONSUMER_KEYS:
         if key in raw.get("CONSUMER", {}):
             raise ConfigurationError(
@@ -155,11 +171,6 @@ def build_settings(backend: Any, raw: Any) -> KafkaJobsSettings:
     kwargs: dict[str, Any] = {k.lower(): v for k, v in raw.items() if k != "BACKOFF"}
     if "BACKOFF" in raw:
         kwargs["backoff"] = _parse_backoff(raw["BACKOFF"])
-    if not re.fullmatch(r"[A-Za-z0-9._-]*", kwargs.get("queue_prefix", "")):
-        raise ConfigurationError(
-            f"KAFKA_JOBS['QUEUE_PREFIX'] is {kwargs['queue_prefix']!r}; a topic name prefix may only use "
-            "characters from [A-Za-z0-9._-]."
-        )
     if not kwargs.get("bootstrap_servers", "x").strip():
         raise ConfigurationError("KAFKA_JOBS['BOOTSTRAP_SERVERS'] is empty; set it to 'host:port[,host:port]'.")
     return KafkaJobsSettings(backend=backend, **kwargs)
@@ -184,15 +195,3 @@ def get_settings() -> KafkaJobsSettings:
     return build_settings(
         getattr(django_settings, "JOB_BACKEND", DEFAULT_BACKEND), getattr(django_settings, "KAFKA_JOBS", {})
     )
-
-
-def _reset(*, setting: str, **_: Any) -> None:
-    if setting in ("JOB_BACKEND", "KAFKA_JOBS"):
-        get_settings.cache_clear()
-        from . import backends, routing
-
-        backends.reset()
-        routing.reset()
-
-
-setting_changed.connect(_reset, dispatch_uid="kafka_jobs.conf.reset")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import inspect
 import uuid
 from collections.abc import Iterable
 from typing import Any, ClassVar, Self
@@ -14,6 +15,7 @@ from . import registry
 from .exceptions import InvalidJob
 from .options import KafkaOptions, validate_queue_name
 from .retry import RetryPolicy, parse_discard_on, parse_retry_on
+from .validators import int_at_least_rule, is_int_at_least, is_number
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,8 +36,9 @@ class Job:
         kafka_options: dict of ``dispatch_method``, ``dispatch_many_method``, ``partitioner``,
             ``partition_key_type``; merged over the parent's options (copy-on-write).
         retry_on / discard_on: per-exception retry and discard rules (see ``kafka_jobs.retry``).
-        enqueue_after_commit: defer dispatch until the surrounding transaction commits (``None``: the
-            ``ENQUEUE_AFTER_COMMIT`` setting).
+        enqueue_after_commit: inside a transaction, dispatch when it commits (and never if it rolls back)
+            rather than at once (``None``: the ``ENQUEUE_AFTER_COMMIT`` setting). Decided for each job,
+            also within one ``perform_all_later`` batch.
         job_name: the registered name written into messages (default ``module.QualName``).
         abstract: ``True`` on a base class that is not itself a job.
     """
@@ -70,6 +73,9 @@ class Job:
         if not cls.abstract:
             if cls.perform is Job.perform:
                 raise InvalidJob(f"{owner} must implement perform(self, *args, **kwargs).")
+            if inspect.iscoroutinefunction(cls.perform):
+                # It would "succeed" at once, returning a coroutine that never runs: the job would be lost.
+                raise InvalidJob(f"{owner}.perform is async; jobs run in worker threads: define it with plain def.")
             registry.register(cls)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -90,6 +96,8 @@ class Job:
         self.executions: int = 0
         self.enqueued_at: dt.datetime | None = None
         self.scheduled_at: dt.datetime | None = None
+        # A relative wait (``set(wait=...)``): the backend turns it into ``scheduled_at`` at each enqueue.
+        self.scheduled_wait: dt.timedelta | None = None
         self.locale: str | None = None
         self.timezone: str | None = None
         self.partition_key: Any = None
@@ -152,7 +160,11 @@ class Job:
 
 
 class ConfiguredJob:
-    """A job class with per-call overrides, as returned by ``Job.set(...)``."""
+    """A job class with per-call overrides, as returned by ``Job.set(...)``; validated here, applied per enqueue.
+
+    ``wait`` stays relative: the due time is counted from each enqueue, so a ``ConfiguredJob`` kept (at
+    module level, say) and used later still waits the full time, as in Rails. ``wait_until`` is absolute.
+    """
 
     def __init__(
         self,
@@ -169,28 +181,28 @@ class ConfiguredJob:
             validate_queue_name(owner, queue)
         if wait is not None and wait_until is not None:
             raise InvalidJob(f"{owner}: pass wait or wait_until, not both.")
-        if wait is not None:
-            if isinstance(wait, int | float) and not isinstance(wait, bool):
-                wait = dt.timedelta(seconds=wait)
-            if not isinstance(wait, dt.timedelta):
-                raise InvalidJob(f"{owner}: wait must be a timedelta or seconds, got {wait!r}.")
-            wait_until = dt.datetime.now(dt.UTC) + wait  # aware even with USE_TZ = False
+        if is_number(wait):
+            wait = dt.timedelta(seconds=wait)
+        if wait is not None and not isinstance(wait, dt.timedelta):
+            raise InvalidJob(f"{owner}: wait must be a timedelta or seconds, got {wait!r}.")
         if wait_until is not None and not (isinstance(wait_until, dt.datetime) and timezone.is_aware(wait_until)):
             raise InvalidJob(f"{owner}: wait_until must be a timezone-aware datetime, got {wait_until!r}.")
-        if partition is not None and (not isinstance(partition, int) or isinstance(partition, bool) or partition < 0):
-            raise InvalidJob(f"{owner}: partition must be an int >= 0, got {partition!r}.")
+        if partition is not None and not is_int_at_least(partition, 0):
+            raise InvalidJob(f"{owner}: partition must be {int_at_least_rule(0)}, got {partition!r}.")
         self.job_class = job_class
         self.queue = queue
+        self.wait: dt.timedelta | None = wait
         self.wait_until = wait_until
         self.partition_key = partition_key
         self.partition = partition
 
     def build(self, *args: Any, **kwargs: Any) -> Job:
-        """Return a job instance with the overrides applied (not enqueued)."""
+        """Return a job instance with the overrides applied (not enqueued; a ``wait`` counts from its enqueue)."""
         job = self.job_class(*args, **kwargs)
         if self.queue is not None:
             job.queue_name = self.queue
         job.scheduled_at = self.wait_until
+        job.scheduled_wait = self.wait
         job.partition_key = self.partition_key
         job.partition = self.partition
         return job
@@ -207,7 +219,15 @@ class ConfiguredJob:
 
 
 def perform_all_later(jobs: Iterable[Job]) -> int:
-    """Enqueue job instances in one batch (``dispatch_many_method``) and return how many were enqueued."""
+    """Enqueue job instances in one batch (``dispatch_many_method``) and return how many were enqueued.
+
+    Every job is validated and encoded before any is dispatched, so a bad one stops the whole batch.
+    Outside a transaction the batch is dispatched in the order given, whatever each class's dispatch
+    method: on one partition its jobs run in that order. Inside a transaction each job follows its own
+    ``enqueue_after_commit``: those that wait are dispatched when the transaction commits (never, if it
+    rolls back), the others at once. Each group keeps the batch's order, and the jobs dispatched at once
+    go before those that wait, wherever they stood in the batch.
+    """
     from .backends import get_backend
 
     batch = list(jobs)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import InvalidJob
+from .validators import QUEUE_NAME_RULE, is_queue_name
 
 if TYPE_CHECKING:
     from .job import Job
@@ -15,8 +15,6 @@ if TYPE_CHECKING:
 DISPATCH_METHODS = ("produce_async", "produce_sync")
 DISPATCH_MANY_METHODS = ("produce_many_async", "produce_many_sync")
 PARTITION_KEY_TYPES = ("key", "partition")
-# Kafka topic names: at most 249 of [a-zA-Z0-9._-]; the prefix takes some of that budget.
-QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,9 +57,9 @@ def _check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) -
 
 def validate_queue_name(owner: str, queue: Any) -> str:
     """Return ``queue`` if it can name a Kafka topic, else raise ``InvalidJob``."""
-    if not isinstance(queue, str) or not QUEUE_NAME_RE.match(queue):
+    if not is_queue_name(queue):
         raise InvalidJob(
-            f"{owner} queue {queue!r} is not a valid queue name: use 1-200 characters from [A-Za-z0-9._-] "
-            "(the queue name is the Kafka topic)."
+            f"{owner} queue {queue!r} is not a valid queue name: use {QUEUE_NAME_RULE} (the queue name is the "
+            "Kafka topic)."
         )
     return queue

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .exceptions import InvalidJob
+from .validators import int_at_least_rule, is_int_at_least, is_number
 
 Wait = float | int | dt.timedelta | str | Callable[[int], float]
 WAIT_STRATEGIES = ("exponentially_longer", "polynomially_longer")
@@ -120,16 +121,16 @@ def parse_retry_on(owner: str, rules: Any) -> tuple[RetryOn, ...]:
         if not isinstance(rule, RetryOn):
             raise InvalidJob(f"{owner}.retry_on must list retry_on(...) rules, got {rule!r}.")
         _check_exceptions(owner, "retry_on", rule.exceptions)
-        if not isinstance(rule.attempts, int) or isinstance(rule.attempts, bool) or rule.attempts < 1:
-            raise InvalidJob(f"{owner}.retry_on attempts must be an int >= 1, got {rule.attempts!r}.")
+        if not is_int_at_least(rule.attempts, 1):
+            raise InvalidJob(f"{owner}.retry_on attempts must be {int_at_least_rule(1)}, got {rule.attempts!r}.")
         wait = rule.wait
-        valid_number = isinstance(wait, int | float) and not isinstance(wait, bool) and wait >= 0
+        valid_number = is_number(wait) and wait >= 0
         if not (valid_number or callable(wait) or isinstance(wait, dt.timedelta) or wait in WAIT_STRATEGIES):
             raise InvalidJob(
                 f"{owner}.retry_on wait must be seconds >= 0, a timedelta, a callable(executions) or one of "
                 f"{WAIT_STRATEGIES}, got {wait!r}."
             )
-        if not (isinstance(rule.jitter, int | float) and 0 <= rule.jitter <= 1):
+        if not (is_number(rule.jitter) and 0 <= rule.jitter <= 1):
             raise InvalidJob(f"{owner}.retry_on jitter must be between 0 and 1, got {rule.jitter!r}.")
         parsed.append(rule)
     return tuple(parsed)

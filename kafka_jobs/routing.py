@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .conf import Backoff, get_settings
 from .exceptions import ConfigurationError, UnroutedQueue
-from .options import QUEUE_NAME_RE
+from .validators import QUEUE_NAME_RULE, int_at_least_rule, is_int_at_least, is_queue_name
 
 if TYPE_CHECKING:
     from .serializer import Envelope
@@ -29,10 +29,11 @@ class DeadLetterQueue:
     max_retries: int = 3
 
     def __post_init__(self) -> None:
-        if not isinstance(self.topic, str) or not QUEUE_NAME_RE.match(self.topic):
-            raise ConfigurationError(f"dead_letter_queue topic {self.topic!r} is not a valid topic name.")
-        if not isinstance(self.max_retries, int) or isinstance(self.max_retries, bool) or self.max_retries < 0:
-            raise ConfigurationError(f"dead_letter_queue max_retries must be an int >= 0, got {self.max_retries!r}.")
+        if not is_queue_name(self.topic):
+            raise ConfigurationError(
+                f"dead_letter_queue topic {self.topic!r} is not a valid topic name: use {QUEUE_NAME_RULE}."
+            )
+        _require_int("dead_letter_queue max_retries", self.max_retries, 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,8 +50,7 @@ class VirtualPartitions:
     def __post_init__(self) -> None:
         if not callable(self.key):
             raise ConfigurationError(f"virtual_partitions key must be callable, got {self.key!r}.")
-        if not isinstance(self.max_lanes, int) or isinstance(self.max_lanes, bool) or self.max_lanes < 1:
-            raise ConfigurationError(f"virtual_partitions max_lanes must be an int >= 1, got {self.max_lanes!r}.")
+        _require_int("virtual_partitions max_lanes", self.max_lanes, 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,33 +93,39 @@ def active_job_topic(
         virtual_partitions: ``VirtualPartitions(key, max_lanes)`` or a dict of them.
     """
     where = f"active_job_topic({queue!r})"
-    if not isinstance(queue, str) or not QUEUE_NAME_RE.match(queue):
-        raise ConfigurationError(f"{where}: the queue name must be 1-200 characters from [A-Za-z0-9._-].")
-    for name, value in (("partitions", partitions), ("replication_factor", replication_factor)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigurationError(f"{where}: {name} must be an int >= 1, got {value!r}.")
+    if not is_queue_name(queue):
+        raise ConfigurationError(f"{where}: the queue name must be {QUEUE_NAME_RULE}.")
     try:
+        _require_int("partitions", partitions, 1)
+        _require_int("replication_factor", replication_factor, 1)
         return Route(
             queue=queue,
             partitions=partitions,
             replication_factor=replication_factor,
             config=dict(config or {}),
-            backoff=_coerce(Backoff, backoff, {"initial", "maximum", "exponential"}),
-            dead_letter_queue=_coerce(DeadLetterQueue, dead_letter_queue, {"topic", "max_retries"}),
-            virtual_partitions=_coerce(VirtualPartitions, virtual_partitions, {"key", "max_lanes"}),
+            backoff=_coerce(Backoff, backoff),
+            dead_letter_queue=_coerce(DeadLetterQueue, dead_letter_queue),
+            virtual_partitions=_coerce(VirtualPartitions, virtual_partitions),
             topic=queue,
         )
     except (ConfigurationError, TypeError) as exc:
         raise ConfigurationError(f"{where}: {exc}") from None
 
 
-def _coerce(kind: type, value: Any, fields: set[str]) -> Any:
+def _require_int(name: str, value: Any, minimum: int) -> None:
+    if not is_int_at_least(value, minimum):
+        raise ConfigurationError(f"{name} must be {int_at_least_rule(minimum)}, got {value!r}.")
+
+
+def _coerce(kind: type, value: Any) -> Any:
+    """Return ``value`` as a ``kind`` (a dataclass): as is, or built from a dict of its field names."""
     if value is None or isinstance(value, kind):
         return value
     if isinstance(value, Mapping):
-        unknown = set(value) - fields
+        fields = [field.name for field in dataclasses.fields(kind)]
+        unknown = set(value) - set(fields)
         if unknown:
-            raise ConfigurationError(f"{kind.__name__} has no option(s) {sorted(unknown)}; use {sorted(fields)}.")
+            raise ConfigurationError(f"{kind.__name__} has no option(s) {sorted(unknown)}; use {fields}.")
         return kind(**value)
     raise ConfigurationError(f"expected {kind.__name__} or a dict, got {value!r}.")
 

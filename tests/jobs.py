@@ -247,3 +247,33 @@ def read_records_so_far(log: str) -> list[dict[str, Any]]:
         except ValueError:
             continue
     return records
+
+
+# --- Enqueueing: batch order, per-job commit deferral (issue 7, items 5 and 6) -----------------------------
+
+
+class SeqJob(Job):
+    """Record its ``seq`` and offset; ``produce_async``, on the one-partition ``single`` queue."""
+
+    queue_as = "single"
+
+    def perform(self, log: str, seq: int) -> None:
+        record(log, event="ran", seq=seq, job_id=self.job_id, offset=self.message.offset if self.message else None)
+
+
+class SyncSeqJob(SeqJob):
+    """A SeqJob whose enqueue (alone or in a batch) waits for the broker's acknowledgement."""
+
+    kafka_options = {"dispatch_method": "produce_sync", "dispatch_many_method": "produce_many_sync"}
+
+
+class AfterCommitSeqJob(SeqJob):
+    """A SeqJob that, inside a transaction, is sent when it commits (never if it rolls back)."""
+
+    enqueue_after_commit = True
+
+
+class AtOnceSeqJob(SeqJob):
+    """A SeqJob that is sent at once, even inside a transaction."""
+
+    enqueue_after_commit = False

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from django.utils.module_loading import import_string
-
-from ..conf import get_settings
-from .base import BaseBackend
-
-BACKENDS = {
-    "kafka": "kafka_jobs.backends.kafka.KafkaBackend",
-    "async": "kafka_jobs.backends.threadpool.ThreadPoolBackend",
-    "inline": "kafka_jobs.backends.inline.InlineBackend",
-    "test": "kafka_jobs.backends.recording.RecordingBackend",
-}
+from ..conf import BACKENDS, get_settings
+from .base import BaseBackend, Prepared, backend_class
 
 _lock = threading.Lock()
 _backend: BaseBackend | None = None
@@ -25,7 +16,8 @@ def get_backend() -> BaseBackend:
     global _backend
     with _lock:
         if _backend is None:
-            _backend = import_string(BACKENDS[get_settings().backend])()
+            alias = get_settings().backend
+            _backend = backend_class(alias)(alias)
         return _backend
 
 
@@ -38,4 +30,4 @@ def reset() -> None:
         backend.close()
 
 
-__all__ = ["BACKENDS", "BaseBackend", "get_backend", "reset"]
+__all__ = ["BACKENDS", "BaseBackend", "Prepared", "backend_class", "get_backend", "reset"]

@@ -1,73 +1,157 @@
-"""What every backend shares: encoding at enqueue time and deferral to transaction commit."""
+"""The backend contract, after Django's ``BaseTaskBackend``, and the enqueue path every backend shares.
+
+Enqueueing one job (``perform_later``) or a batch (``perform_all_later``) takes the same steps, each a
+method a backend may extend:
+
+1. ``prepare(job, now)``: stamp the enqueue time (and turn a relative ``wait`` into the due time),
+   ``validate_job``, ``encode``. Every job of a batch is prepared before any is dispatched.
+2. ``waits_for_commit(job)``: for each job, dispatch at once or when the current transaction commits.
+3. ``dispatch(prepared)`` / ``dispatch_many(batch)``: send. Then each job is marked
+   ``successfully_enqueued`` and ``job_enqueued`` is sent.
+
+What a backend can do is stated by its ``supports_*`` flags, as in Django; ``validate_job`` refuses what
+it cannot, and ``check()`` reports configuration problems to ``manage.py check``.
+"""
 
 from __future__ import annotations
 
+import abc
+import dataclasses
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from django.core.checks import CheckMessage
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
 
-from .. import signals
-from ..conf import get_settings
+from .. import clock, signals
+from ..conf import BACKENDS, get_settings
+from ..exceptions import InvalidJob
 from ..job import Job
+from ..options import validate_queue_name
 from ..serializer import get_serializer
+from ..validators import int_at_least_rule, is_int_at_least
+
+if TYPE_CHECKING:
+    from ..producer import OutgoingMessage
 
 
-def seconds_until_due(job: Job) -> float:
-    """Return how long a job scheduled with ``set(wait=...)`` must still wait (0 if due or unscheduled)."""
-    if job.scheduled_at is None:
-        return 0.0
-    return max(0.0, (job.scheduled_at - dt.datetime.now(dt.UTC)).total_seconds())
+@dataclasses.dataclass
+class Prepared:
+    """A job ready to dispatch: validated and encoded at enqueue, with what the backend derived from it."""
+
+    job: Job
+    payload: bytes
+    # The Kafka message (topic, key or partition, headers), for a backend that produces one: built at
+    # enqueue, so routing and the partitioner run, and fail, in the caller's context, not at commit.
+    message: OutgoingMessage | None = None
 
 
-class BaseBackend:
+class BaseBackend(abc.ABC):
     """A place jobs are sent to. Subclasses implement ``dispatch`` (and may override ``dispatch_many``)."""
 
-    name = "base"
-    supports_defer_to_commit = True
+    # Can it take a job scheduled for later (``set(wait=...)`` / ``set(wait_until=...)`` in the future)?
+    supports_defer: ClassVar[bool] = False
+    # Can it hold a job until the surrounding transaction commits (``enqueue_after_commit``)?
+    supports_defer_to_commit: ClassVar[bool] = True
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias  # the JOB_BACKEND value that selected it
+
+    # The contract -------------------------------------------------------------------------------------
+
+    def validate_job(self, job: Job) -> None:
+        """Raise ``InvalidJob`` if this backend cannot take ``job`` as it is (Django's ``validate_task``)."""
+        validate_queue_name(repr(job), job.queue_name)
+        if job.partition is not None and not is_int_at_least(job.partition, 0):
+            raise InvalidJob(f"{job!r}: partition must be {int_at_least_rule(0)}, got {job.partition!r}.")
+        due = job.scheduled_at
+        if due is None:
+            return
+        if not (isinstance(due, dt.datetime) and timezone.is_aware(due)):
+            raise InvalidJob(f"{job!r}: scheduled_at must be a timezone-aware datetime, got {due!r}.")
+        if not self.supports_defer and clock.seconds_until(due) > 0:
+            able = ", ".join(repr(alias) for alias in BACKENDS if backend_class(alias).supports_defer)
+            raise InvalidJob(
+                f"JOB_BACKEND = {self.alias!r} runs jobs at once and cannot run {job!r} at {due}. Use a backend "
+                f"that supports scheduled jobs ({able}), or call perform_now()."
+            )
+
+    def check(self, **kwargs: Any) -> list[CheckMessage]:
+        """Return what ``manage.py check`` should report about this backend's configuration."""
+        return []
 
     def enqueue(self, job: Job) -> Job:
-        """Validate and encode ``job`` now; dispatch it now or after the current transaction commits."""
-        payload = self.encode(job)
-        self._after_commit(job, lambda: self._dispatch_and_report([job], [payload], many=False))
+        """Prepare ``job`` now (errors raise here); dispatch it now or when the current transaction commits."""
+        prepared = self.prepare(job, clock.now())
+        if self.waits_for_commit(job):
+            transaction.on_commit(partial(self._send, [prepared], many=False), using=DEFAULT_DB_ALIAS)
+        else:
+            self._send([prepared], many=False)
         return job
 
     def enqueue_many(self, jobs: Sequence[Job]) -> int:
-        """Enqueue ``jobs`` as one batch and return how many were enqueued (or will be, at commit)."""
-        payloads = [self.encode(job) for job in jobs]
-        self._after_commit(jobs[0], lambda: self._dispatch_and_report(list(jobs), payloads, many=True))
-        return len(jobs)
+        """Enqueue ``jobs`` as one batch; return how many were enqueued (or will be, at commit).
+
+        All are prepared before any is dispatched. Those that wait for the commit go then, the others at
+        once; each group in the batch's order (``perform_all_later`` states the guarantee).
+        """
+        now = clock.now()
+        batch = [self.prepare(job, now) for job in jobs]
+        at_once = [prepared for prepared in batch if not self.waits_for_commit(prepared.job)]
+        at_commit = [prepared for prepared in batch if self.waits_for_commit(prepared.job)]
+        if at_once:
+            self._send(at_once, many=True)
+        if at_commit:  # after the others, so a failing dispatch above leaves nothing pending for the commit
+            transaction.on_commit(partial(self._send, at_commit, many=True), using=DEFAULT_DB_ALIAS)
+        return len(batch)
+
+    def prepare(self, job: Job, now: dt.datetime) -> Prepared:
+        """Stamp ``job`` as enqueued at ``now``, validate and encode it; nothing is sent yet."""
+        job.enqueued_at = now
+        if job.scheduled_wait is not None:
+            job.scheduled_at = now + job.scheduled_wait  # counted from the enqueue, not from set()
+        self.validate_job(job)
+        return Prepared(job, self.encode(job))
 
     def encode(self, job: Job) -> bytes:
         """Serialize ``job``; raises ``EncodeError`` for bad arguments at enqueue time."""
         return get_serializer().dumps(job)
 
-    def _after_commit(self, job: Job, dispatch: Callable[[], None]) -> None:
-        defer = job.enqueue_after_commit
-        if defer is None:
-            defer = get_settings().enqueue_after_commit
-        if defer and self.supports_defer_to_commit and connections[DEFAULT_DB_ALIAS].in_atomic_block:
-            transaction.on_commit(dispatch, using=DEFAULT_DB_ALIAS)
-        else:
-            dispatch()
+    def waits_for_commit(self, job: Job) -> bool:
+        """Whether ``job`` is dispatched when the current transaction commits rather than at once."""
+        if not self.supports_defer_to_commit or not connections[DEFAULT_DB_ALIAS].in_atomic_block:
+            return False
+        wanted = job.enqueue_after_commit
+        return get_settings().enqueue_after_commit if wanted is None else wanted
 
-    def _dispatch_and_report(self, jobs: list[Job], payloads: list[bytes], *, many: bool) -> None:
-        if many:
-            self.dispatch_many(jobs, payloads)
-        else:
-            self.dispatch(jobs[0], payloads[0])
-        for job in jobs:
-            job.successfully_enqueued = True
-            signals.job_enqueued.send(type(job), job=job)
+    @abc.abstractmethod
+    def dispatch(self, prepared: Prepared) -> None:
+        """Send one prepared job (``perform_later``)."""
 
-    def dispatch(self, job: Job, payload: bytes) -> None:
-        """Send one encoded job."""
-        raise NotImplementedError
+    def dispatch_many(self, batch: Sequence[Prepared]) -> None:
+        """Send a batch in its order (``perform_all_later``); by default one job at a time."""
+        for prepared in batch:
+            self.dispatch(prepared)
 
-    def dispatch_many(self, jobs: list[Job], payloads: list[bytes]) -> None:
-        """Send several encoded jobs (default: one at a time)."""
-        for job, payload in zip(jobs, payloads, strict=True):
-            self.dispatch(job, payload)
-
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook: most backends hold nothing
         """Release resources (settings changed or process exit)."""
+
+    # --------------------------------------------------------------------------------------------------
+
+    def _send(self, batch: Sequence[Prepared], *, many: bool) -> None:
+        if many:
+            self.dispatch_many(batch)
+        else:
+            self.dispatch(batch[0])
+        for prepared in batch:
+            prepared.job.successfully_enqueued = True
+            signals.job_enqueued.send(type(prepared.job), job=prepared.job)
+
+
+def backend_class(alias: str) -> type[BaseBackend]:
+    """Return the class ``JOB_BACKEND = alias`` selects (imported on first use)."""
+    return import_string(BACKENDS[alias])  # type: ignore[no-any-return]

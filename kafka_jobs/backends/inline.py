@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from ..exceptions import InvalidJob
 from ..execution import run_job
 from ..job import Job
 from ..serializer import get_serializer
-from .base import BaseBackend, seconds_until_due
+from .base import BaseBackend, Prepared
 
 
 def roundtrip(payload: bytes) -> Job:
@@ -15,19 +14,12 @@ def roundtrip(payload: bytes) -> Job:
 
 
 class InlineBackend(BaseBackend):
-    """Run jobs synchronously; their errors propagate to the caller."""
+    """Run jobs synchronously; their errors propagate to the caller.
 
-    name = "inline"
+    A job scheduled for later is refused (``supports_defer`` is false), as Rails' inline adapter does: it
+    could only run now. A due time already past runs now.
+    """
 
-    def encode(self, job: Job) -> bytes:
-        """Refuse a job scheduled for later (as Rails' inline adapter does): it could only run now."""
-        if seconds_until_due(job) > 0:
-            raise InvalidJob(
-                f"The inline backend runs jobs at once and cannot run {job!r} at {job.scheduled_at}. Use "
-                'JOB_BACKEND = "async" or "kafka" for scheduled jobs, or call perform_now().'
-            )
-        return super().encode(job)
-
-    def dispatch(self, job: Job, payload: bytes) -> None:
+    def dispatch(self, prepared: Prepared) -> None:
         """Run the job now, from its encoded form."""
-        run_job(roundtrip(payload))
+        run_job(roundtrip(prepared.payload))

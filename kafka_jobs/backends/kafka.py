@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+from django.core import checks
+
+from .. import registry
 from ..conf import get_settings
+from ..exceptions import ConfigurationError, InvalidJob
+from ..headers import job_headers
 from ..job import Job
 from ..producer import OutgoingMessage, close_producer, get_producer
 from ..routing import get_routes
-from .base import BaseBackend
+from .base import BaseBackend, Prepared
 
 SYNC_METHODS = ("produce_sync", "produce_many_sync")
 
@@ -15,10 +25,26 @@ def _key_bytes(value: object) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
+def _partition_number(job: Job, value: Any) -> int:
+    try:
+        partition = int(value)
+    except (TypeError, ValueError):
+        partition = -1
+    if partition < 0:
+        raise InvalidJob(
+            f"{job!r}: partition_key_type is 'partition', so the partitioner must return a partition number "
+            f">= 0; it returned {value!r}."
+        )
+    return partition
+
+
+def topic_for(job: Job) -> str:
+    """Return the topic ``job`` goes to; raise ``UnroutedQueue`` if its queue must be routed and is not."""
+    return get_routes().topic_for(job.queue_name, require_route=get_settings().require_route)
+
+
 def build_message(job: Job, payload: bytes) -> OutgoingMessage:
     """Return the Kafka message for an encoded job: topic, key or partition, headers."""
-    settings = get_settings()
-    topic = get_routes().topic_for(job.queue_name, require_route=settings.require_route)
     key = None
     partition = job.partition
     partition_value = job.partition_key
@@ -27,16 +53,15 @@ def build_message(job: Job, payload: bytes) -> OutgoingMessage:
         partition_value = partitioner(job)
     if partition_value is not None:
         if job.options.partition_key_type == "partition" and partition is None:
-            partition = int(partition_value)
+            partition = _partition_number(job, partition_value)
         else:
             key = _key_bytes(partition_value)
-    headers = [("kj-job", job.job_name.encode()), ("kj-id", job.job_id.encode())]
     return OutgoingMessage(
-        topic,
+        topic_for(job),
         payload,
         key=key,
         partition=partition,
-        headers=headers,
+        headers=job_headers(job),
         description=f"job {job.job_name} {job.job_id}",
     )
 
@@ -44,30 +69,60 @@ def build_message(job: Job, payload: bytes) -> OutgoingMessage:
 class KafkaBackend(BaseBackend):
     """Dispatch to Kafka with the job class's ``dispatch_method`` / ``dispatch_many_method``."""
 
-    name = "kafka"
+    supports_defer = True  # the worker holds a scheduled job until it is due
 
-    def encode(self, job: Job) -> bytes:
-        # Check the route before encoding, so a typo in queue_as fails at enqueue, not in a stray topic.
-        get_routes().topic_for(job.queue_name, require_route=get_settings().require_route)
-        return super().encode(job)
+    def validate_job(self, job: Job) -> None:
+        """Also refuse a job whose queue is not routed, so a typo in ``queue_as`` fails here, not in a stray topic."""
+        super().validate_job(job)
+        topic_for(job)
 
-    def dispatch(self, job: Job, payload: bytes) -> None:
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        """kafka_jobs.E002: the routes cannot be loaded; W001: a job's queue is not routed."""
+        settings = get_settings()
+        try:
+            routes = get_routes()
+        except ConfigurationError as exc:
+            return [checks.Error(str(exc), hint="Fix KAFKA_JOBS['ROUTES'] or the routes module.", id="kafka_jobs.E002")]
+        if not settings.require_route:
+            return []
+        return [
+            checks.Warning(
+                f"Job {name} uses queue {job_class.queue_as!r}, which is not routed: enqueueing it fails.",
+                hint=f"Add active_job_topic({job_class.queue_as!r}) to routes in {settings.routes}.",
+                obj=job_class,
+                id="kafka_jobs.W001",
+            )
+            for name, job_class in sorted(registry.all_jobs().items())
+            if job_class.queue_as not in routes.by_queue
+        ]
+
+    def prepare(self, job: Job, now: dt.datetime) -> Prepared:
+        """Validate and encode ``job``, and build its message (the partitioner runs here, at enqueue)."""
+        prepared = super().prepare(job, now)
+        prepared.message = build_message(job, prepared.payload)
+        return prepared
+
+    def dispatch(self, prepared: Prepared) -> None:
         """Produce one job, waiting for the acknowledgement if the job's dispatch method is sync."""
-        get_producer().produce([build_message(job, payload)], sync=job.options.dispatch_method in SYNC_METHODS)
+        sync = prepared.job.options.dispatch_method in SYNC_METHODS
+        get_producer().produce([_message(prepared)], sync=sync)
 
-    def dispatch_many(self, jobs: list[Job], payloads: list[bytes]) -> None:
-        """Produce a batch; the sync jobs in it wait for their acknowledgements."""
-        sync_batch: list[OutgoingMessage] = []
-        async_batch: list[OutgoingMessage] = []
-        for job, payload in zip(jobs, payloads, strict=True):
-            batch = sync_batch if job.options.dispatch_many_method in SYNC_METHODS else async_batch
-            batch.append(build_message(job, payload))
+    def dispatch_many(self, batch: Sequence[Prepared]) -> None:
+        """Produce a batch in its order; each run of ``produce_many_sync`` jobs waits for its acknowledgements.
+
+        Messages are handed to the producer in batch order, so on one partition they keep it. If a sync
+        run fails (``EnqueueError``), the jobs before it have been handed over and those after it are not.
+        """
         producer = get_producer()
-        if async_batch:
-            producer.produce(async_batch, sync=False)
-        if sync_batch:
-            producer.produce(sync_batch, sync=True)
+        for sync, run in itertools.groupby(batch, key=lambda p: p.job.options.dispatch_many_method in SYNC_METHODS):
+            producer.produce([_message(prepared) for prepared in run], sync=sync)
 
     def close(self) -> None:
         """Flush and drop the producer."""
         close_producer()
+
+
+def _message(prepared: Prepared) -> OutgoingMessage:
+    if prepared.message is None:  # prepared by another backend's prepare(): build it now
+        prepared.message = build_message(prepared.job, prepared.payload)
+    return prepared.message

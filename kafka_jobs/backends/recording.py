@@ -6,24 +6,28 @@ import threading
 
 from ..execution import run_job
 from ..job import Job
-from .base import BaseBackend
+from .base import BaseBackend, Prepared
 from .inline import roundtrip
 
 
 class RecordingBackend(BaseBackend):
-    """Keep enqueued jobs in memory until ``perform_enqueued_jobs`` runs them or the test clears them."""
+    """Keep enqueued jobs in memory until ``perform_enqueued_jobs`` runs them or the test clears them.
 
-    name = "test"
+    Scheduled jobs are recorded with their due time; ``perform_enqueued_jobs`` runs them without waiting.
+    """
 
-    def __init__(self) -> None:
+    supports_defer = True
+
+    def __init__(self, alias: str) -> None:
+        super().__init__(alias)
         self._lock = threading.Lock()
         self.enqueued: list[tuple[Job, bytes]] = []
         self.performed: list[Job] = []
 
-    def dispatch(self, job: Job, payload: bytes) -> None:
+    def dispatch(self, prepared: Prepared) -> None:
         """Record the job and its encoded form."""
         with self._lock:
-            self.enqueued.append((job, payload))
+            self.enqueued.append((prepared.job, prepared.payload))
 
     def enqueued_jobs(self) -> list[Job]:
         """Return the jobs enqueued and not yet performed, oldest first."""

@@ -11,10 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.db import close_old_connections
 
+from .. import clock
 from ..conf import get_settings
 from ..execution import run_job
 from ..job import Job
-from .base import BaseBackend, seconds_until_due
+from .base import BaseBackend, Prepared
 from .inline import roundtrip
 
 logger = logging.getLogger("kafka_jobs.backends.async")
@@ -32,16 +33,18 @@ def _run(payload: bytes) -> None:
 
 
 class ThreadPoolBackend(BaseBackend):
-    """Run jobs on ``ASYNC_THREADS`` threads of this process."""
+    """Run jobs on ``ASYNC_THREADS`` threads of this process; a scheduled job waits on a timer until due."""
 
-    name = "async"
+    supports_defer = True
 
-    def __init__(self) -> None:
+    def __init__(self, alias: str) -> None:
+        super().__init__(alias)
         self._pool = ThreadPoolExecutor(get_settings().async_threads, thread_name_prefix="kafka-jobs-async")
 
-    def dispatch(self, job: Job, payload: bytes) -> None:
+    def dispatch(self, prepared: Prepared) -> None:
         """Submit the encoded job to the pool, when it is due if it was scheduled with ``set(wait=...)``."""
-        delay = seconds_until_due(job)
+        job, payload = prepared.job, prepared.payload
+        delay = clock.seconds_until(job.scheduled_at)
         if delay <= 0:
             self._pool.submit(_run, payload)
             return

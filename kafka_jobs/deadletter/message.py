@@ -9,12 +9,11 @@ import traceback
 from collections.abc import Iterable
 from typing import Any
 
+from ..headers import ID_HEADER, JOB_HEADER
 from ..producer import OutgoingMessage
 
 HEADER_PREFIX = "kj-dlq-"
 REPLAYED_FROM = "kj-replayed-from"
-JOB_HEADER = "kj-job"
-ID_HEADER = "kj-id"
 MAX_TRACEBACK = 4000
 MAX_LINE = 500  # of one traceback line
 MAX_EXCEPTION_MESSAGE = 2000

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from kafka_jobs.validators import QUEUE_NAME_RULE, int_at_least_rule, is_int_at_least, is_queue_name
+
 
 def positive_int(value: str) -> int:
     """Parse a whole number >= 1."""
@@ -11,6 +13,15 @@ def positive_int(value: str) -> int:
         number = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    if not is_int_at_least(number, 1):
+        raise argparse.ArgumentTypeError(f"must be {int_at_least_rule(1)}, got {number}")
     return number
+
+
+def queue_name(value: str) -> str:
+    """Parse a queue name that can be a Kafka topic."""
+    if not is_queue_name(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a valid queue name: use {QUEUE_NAME_RULE} (it names a Kafka topic)"
+        )
+    return value

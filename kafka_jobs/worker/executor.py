@@ -23,7 +23,6 @@ for a partition this worker no longer owns.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import enum
 import logging
 import threading
@@ -34,10 +33,12 @@ from django.db import close_old_connections
 from django.dispatch import Signal
 
 from .. import signals
+from ..clock import seconds_until
 from ..conf import Backoff, KafkaJobsSettings
-from ..deadletter import ID_HEADER, JOB_HEADER, dead_letter_message
+from ..deadletter import dead_letter_message
 from ..exceptions import DecodeError, EnqueueError, JobNotRegistered
 from ..execution import run_job, worker_thread_context
+from ..headers import ID_HEADER, JOB_HEADER
 from ..job import Job, MessageInfo
 from ..producer import get_producer
 from ..retry import Action
@@ -195,10 +196,9 @@ class Executor:
             return self._poison(message, route, exc, owned)
         except Exception as exc:  # e.g. the database is down: that may pass, so the route's policy applies
             return self._unloadable(message, route, exc, attempt, owned)
-        if job.scheduled_at is not None:
-            wait = (job.scheduled_at - dt.datetime.now(dt.UTC)).total_seconds()
-            if wait > 0:
-                return Outcome(Verdict.RETRY, delay=wait, counts_as_failure=False)
+        wait = seconds_until(job.scheduled_at)
+        if wait > 0:
+            return Outcome(Verdict.RETRY, delay=wait, counts_as_failure=False)
         job.executions = attempt - 1  # run_job counts this execution
         job.message = _info(message)
         # Building the log subject costs as much as a no-op job: only when the lines are shown.

@@ -416,3 +416,249 @@ def test_inline_backend_refuses_a_job_scheduled_for_later(settings: Any) -> None
     assert not scheduled_ran.is_set()
     ScheduledProbeJob.set(wait_until=timezone.now() - dt.timedelta(seconds=1)).perform_later()  # due: runs now
     assert scheduled_ran.is_set()
+
+
+# The backend contract: validate_job, supports_* flags ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("alias", "supports_defer"), [("kafka", True), ("async", True), ("test", True), ("inline", False)]
+)
+def test_supports_defer_says_which_backends_take_scheduled_jobs(alias: str, supports_defer: bool) -> None:
+    with override_settings(JOB_BACKEND=alias):
+        backend = get_backend()
+        job = ScheduledProbeJob()
+        job.scheduled_at = timezone.now() + dt.timedelta(minutes=1)
+
+        assert backend.supports_defer is supports_defer
+        assert backend.alias == alias
+        if supports_defer:
+            backend.validate_job(job)
+        else:
+            with pytest.raises(InvalidJob, match=r"JOB_BACKEND = 'inline' .*cannot run .*'kafka', 'async', 'test'"):
+                backend.validate_job(job)
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value", "match"),
+    [
+        ("queue_name", "no spaces", "not a valid queue name"),
+        ("queue_name", "default\n", "not a valid queue name"),
+        ("partition", -1, "partition must be an int >= 0"),
+        ("partition", True, "partition must be an int >= 0"),
+        ("scheduled_at", dt.datetime(2030, 1, 1), "timezone-aware"),
+    ],
+)
+def test_validate_job_refuses_attributes_set_by_hand(attribute: str, value: Any, match: str) -> None:
+    job = TrackJob()
+    setattr(job, attribute, value)
+
+    with capture_jobs() as backend:
+        with pytest.raises(InvalidJob, match=match):
+            backend.enqueue(job)
+        assert backend.enqueued_jobs() == []
+
+
+def test_kafka_validate_job_refuses_an_unrouted_queue(fake_producer: FakeProducer) -> None:
+    backend = get_backend()
+
+    with pytest.raises(UnroutedQueue, match="'nowhere'"):
+        backend.validate_job(NowhereJob())
+    backend.validate_job(TrackJob())
+
+
+def test_no_backend_hides_validation_in_encode() -> None:
+    from kafka_jobs.backends import BACKENDS, BaseBackend, backend_class
+
+    for alias in BACKENDS:
+        assert backend_class(alias).encode is BaseBackend.encode, alias
+
+
+# perform_all_later keeps the batch's order (issue 7, item 5) -----------------------------------------------
+
+
+class AsyncBatchJob(Job):
+    queue_as = "single"
+
+    def perform(self, seq: int) -> None:
+        pass
+
+
+class SyncBatchJob(AsyncBatchJob):
+    kafka_options = {"dispatch_method": "produce_sync", "dispatch_many_method": "produce_many_sync"}
+
+
+def seqs(messages: list[OutgoingMessage]) -> list[int]:
+    from kafka_jobs.serializer import JsonSerializer
+
+    return [JsonSerializer().loads(message.value).args[0] for message in messages]
+
+
+def test_kafka_mixed_batch_is_produced_in_order_with_sync_runs_waiting(fake_producer: FakeProducer) -> None:
+    jobs = [AsyncBatchJob(0), SyncBatchJob(1), SyncBatchJob(2), AsyncBatchJob(3), SyncBatchJob(4)]
+
+    assert perform_all_later(jobs) == 5
+
+    assert [(seqs(messages), sync) for messages, sync in fake_producer.calls] == [
+        ([0], False),
+        ([1, 2], True),
+        ([3], False),
+        ([4], True),
+    ]
+
+
+# perform_all_later decides enqueue_after_commit per job (issue 7, item 6) ----------------------------------
+
+
+class WaitsForCommitJob(Job):
+    enqueue_after_commit = True
+
+    def perform(self, tag: str) -> None:
+        pass
+
+
+class GoesAtOnceJob(Job):
+    enqueue_after_commit = False
+
+    def perform(self, tag: str) -> None:
+        pass
+
+
+def tags(jobs: list[Job]) -> list[str]:
+    return [job.args[0] for job in jobs]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("first", [WaitsForCommitJob, GoesAtOnceJob])
+def test_rolled_back_batch_sends_only_the_jobs_that_do_not_wait_for_commit(first: type[Job]) -> None:
+    second = GoesAtOnceJob if first is WaitsForCommitJob else WaitsForCommitJob
+    with capture_jobs():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            perform_all_later([first("a"), second("b"), first("c")])
+            sent_inside = tags(enqueued_jobs())
+            raise RuntimeError("rollback")
+
+        expected = ["a", "c"] if first is GoesAtOnceJob else ["b"]
+        assert sent_inside == expected
+        assert tags(enqueued_jobs()) == expected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_committed_mixed_batch_sends_the_immediate_jobs_first_each_group_in_batch_order() -> None:
+    enqueued: list[str] = []
+
+    def on_enqueued(sender: type[Job], job: Job, **_: Any) -> None:
+        enqueued.append(job.args[0])
+
+    batch = [WaitsForCommitJob("w1"), GoesAtOnceJob("n1"), WaitsForCommitJob("w2"), GoesAtOnceJob("n2")]
+    signals.job_enqueued.connect(on_enqueued)
+    try:
+        with capture_jobs(), transaction.atomic():
+            assert perform_all_later(batch) == 4
+            assert [job.successfully_enqueued for job in batch] == [False, True, False, True]
+    finally:
+        signals.job_enqueued.disconnect(on_enqueued)
+
+    assert enqueued == ["n1", "n2", "w1", "w2"]
+    assert all(job.successfully_enqueued for job in batch)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_a_mixed_batch_is_sent_in_batch_order() -> None:
+    with capture_jobs():
+        perform_all_later([WaitsForCommitJob("w1"), GoesAtOnceJob("n1"), WaitsForCommitJob("w2")])
+
+        assert tags(enqueued_jobs()) == ["w1", "n1", "w2"]
+
+
+# The Kafka message is built at enqueue ------------------------------------------------------------------
+
+
+class BrokenPartitionerJob(Job):
+    queue_as = "wide"
+    kafka_options = {"partitioner": lambda job: job.args[0]["missing"]}
+
+    def perform(self, data: dict[str, Any]) -> None:
+        pass
+
+
+class BadPartitionNumberJob(Job):
+    queue_as = "wide"
+    kafka_options = {"partitioner": lambda job: job.args[0], "partition_key_type": "partition"}
+
+    def perform(self, value: Any) -> None:
+        pass
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_partitioner_raises_at_enqueue_not_at_commit(fake_producer: FakeProducer) -> None:
+    with transaction.atomic():
+        with pytest.raises(KeyError, match="missing"):
+            BrokenPartitionerJob.perform_later({})
+        ok = TrackJob.perform_later("still fine")
+
+    [([message], _)] = fake_producer.calls
+    assert dict(message.headers or [])["kj-id"] == ok.job_id.encode()
+
+
+@pytest.mark.parametrize("value", ["three", -1, None, [1]])
+def test_a_partition_number_that_is_not_one_is_an_invalid_job(fake_producer: FakeProducer, value: Any) -> None:
+    if value is None:  # no value: no partition chosen, the default partitioner decides
+        BadPartitionNumberJob.perform_later(value)
+        assert fake_producer.calls[0][0][0].partition is None
+        return
+    with pytest.raises(InvalidJob, match=r"partitioner must return a partition number >= 0"):
+        BadPartitionNumberJob.perform_later(value)
+    assert fake_producer.calls == []
+
+
+def test_set_partition_wins_over_a_partitioner_that_chooses_partitions(fake_producer: FakeProducer) -> None:
+    ExplicitPartitionJob.set(partition=2).perform_later(4)
+
+    [([message], _)] = fake_producer.calls
+    assert message.partition == 2
+
+
+def test_changing_settings_closes_the_backend_it_replaces(monkeypatch: pytest.MonkeyPatch) -> None:
+    closed: list[str] = []
+    monkeypatch.setattr(kafka_backend, "close_producer", lambda: closed.append("producer"))
+    with override_settings(JOB_BACKEND="kafka"):
+        get_backend()
+        assert closed == []
+
+    assert closed == ["producer"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_backend_that_cannot_defer_to_commit_dispatches_inside_the_transaction_at_once() -> None:
+    class NoDeferRecordingBackend(RecordingBackend):
+        supports_defer_to_commit = False
+
+    backend = NoDeferRecordingBackend("test")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        backend.enqueue(TrackJob("now"))
+        assert len(backend.enqueued_jobs()) == 1
+        raise RuntimeError("rollback")
+
+    assert len(backend.enqueued_jobs()) == 1
+
+
+together = threading.Barrier(5, timeout=10)
+
+
+class TogetherJob(Job):
+    enqueue_after_commit = False
+
+    def perform(self, tag: str) -> None:
+        together.wait()  # breaks unless five jobs run at the same time
+        ran.append((self, (tag,), {}))
+
+
+def test_async_backend_runs_async_threads_jobs_at_the_same_time() -> None:
+    together.reset()
+    with override_settings(KAFKA_JOBS={"ROUTES": "tests.kafka_routes", "ASYNC_THREADS": 5}, JOB_BACKEND="async"):
+        for n in range(5):
+            TogetherJob.perform_later(str(n))
+        get_backend().close()  # waits for the five jobs
+
+    assert sorted(args[0] for _, args, _ in ran) == ["0", "1", "2", "3", "4"]

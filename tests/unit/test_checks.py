@@ -10,7 +10,8 @@ from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
 from kafka_jobs import Job
-from kafka_jobs.checks import check_settings
+from kafka_jobs.backends.inline import InlineBackend
+from kafka_jobs.checks import check_backend, check_settings
 
 ROUTES = "tests.kafka_routes"
 
@@ -26,9 +27,14 @@ def ids(messages: list) -> list[str]:
     return [message.id for message in messages]
 
 
+def all_checks() -> list:
+    """What ``manage.py check`` reports for kafka_jobs: the settings, then the backend's own checks."""
+    return check_settings() + check_backend()
+
+
 def test_invalid_settings_report_e001_naming_the_key() -> None:
     with override_settings(KAFKA_JOBS={"ROUTES": ROUTES, "CONCURRENCY": 0}):
-        [error] = check_settings()
+        [error] = all_checks()
 
     assert error.id == "kafka_jobs.E001"
     assert "KAFKA_JOBS['CONCURRENCY']" in error.msg
@@ -36,7 +42,7 @@ def test_invalid_settings_report_e001_naming_the_key() -> None:
 
 def test_invalid_backend_reports_e001() -> None:
     with override_settings(JOB_BACKEND="rq"):
-        assert ids(check_settings()) == ["kafka_jobs.E001"]
+        assert ids(all_checks()) == ["kafka_jobs.E001"]
 
 
 def test_manage_py_check_fails_on_invalid_settings() -> None:
@@ -49,7 +55,7 @@ def test_manage_py_check_fails_on_invalid_settings() -> None:
 
 def test_missing_routes_module_reports_e002_with_the_kafka_backend() -> None:
     with override_settings(JOB_BACKEND="kafka", KAFKA_JOBS={"ROUTES": "tests.no_such_routes"}):
-        [error] = check_settings()
+        [error] = all_checks()
 
     assert error.id == "kafka_jobs.E002"
     assert "tests.no_such_routes" in error.msg
@@ -57,7 +63,7 @@ def test_missing_routes_module_reports_e002_with_the_kafka_backend() -> None:
 
 def test_job_on_unrouted_queue_reports_w001_with_the_kafka_backend() -> None:
     with override_settings(JOB_BACKEND="kafka", KAFKA_JOBS={"ROUTES": ROUTES}):
-        messages = [m for m in check_settings() if m.obj is UncheckedQueueJob]
+        messages = [m for m in all_checks() if m.obj is UncheckedQueueJob]
 
     [warning] = messages
     assert warning.id == "kafka_jobs.W001"
@@ -67,7 +73,7 @@ def test_job_on_unrouted_queue_reports_w001_with_the_kafka_backend() -> None:
 
 def test_routed_jobs_report_nothing() -> None:
     with override_settings(JOB_BACKEND="kafka", KAFKA_JOBS={"ROUTES": ROUTES}):
-        flagged = {m.obj for m in check_settings()}
+        flagged = {m.obj for m in all_checks()}
 
     from tests.jobs import FailingJob, RecordJob, SlowJob
 
@@ -76,12 +82,12 @@ def test_routed_jobs_report_nothing() -> None:
 
 def test_unrouted_queues_are_not_reported_when_routes_are_not_required() -> None:
     with override_settings(JOB_BACKEND="kafka", KAFKA_JOBS={"ROUTES": ROUTES, "REQUIRE_ROUTE": False}):
-        assert check_settings() == []
+        assert all_checks() == []
 
 
 def test_in_process_backends_do_not_need_routes() -> None:
     with override_settings(JOB_BACKEND="test", KAFKA_JOBS={"ROUTES": "tests.no_such_routes"}):
-        assert check_settings() == []
+        assert all_checks() == []
 
 
 def test_manage_py_check_passes_with_the_test_settings() -> None:
@@ -89,3 +95,17 @@ def test_manage_py_check_passes_with_the_test_settings() -> None:
     call_command("check", stdout=out, stderr=StringIO())
 
     assert "no issues" in out.getvalue()
+
+
+def test_manage_py_check_reports_what_the_backend_check_returns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.core import checks
+
+    def backend_check(self: InlineBackend, **kwargs: object) -> list[checks.CheckMessage]:
+        return [checks.Error(f"{self.alias} backend says no", id="kafka_jobs.E999")]
+
+    monkeypatch.setattr(InlineBackend, "check", backend_check)
+    with (
+        override_settings(JOB_BACKEND="inline"),
+        pytest.raises(SystemCheckError, match=r"kafka_jobs\.E999.*inline backend says no"),
+    ):
+        call_command("check", stdout=StringIO(), stderr=StringIO())

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from django.utils import timezone, translation
 
-from kafka_jobs import ConfiguredJob, InvalidJob, Job, JobNotRegistered, perform_all_later, registry
+from kafka_jobs import ConfiguredJob, InvalidJob, Job, JobNotRegistered, clock, perform_all_later, registry
 from kafka_jobs.options import KafkaOptions
+from kafka_jobs.serializer import JsonSerializer
 from kafka_jobs.testing import capture_jobs, enqueued_jobs
 
 
@@ -88,6 +92,16 @@ def test_unknown_dispatch_many_method_fails_at_class_definition() -> None:
                 pass
 
 
+def test_unknown_partition_key_type_fails_at_class_definition() -> None:
+    with pytest.raises(InvalidJob, match=r"partition_key_type'\] is 'offset'"):
+
+        class BadKeyTypeJob(Job):
+            kafka_options = {"partition_key_type": "offset"}
+
+            def perform(self) -> None:
+                pass
+
+
 def test_non_callable_partitioner_fails_at_class_definition() -> None:
     with pytest.raises(InvalidJob, match="partitioner"):
 
@@ -127,6 +141,14 @@ def test_invalid_queue_as_fails_at_class_definition(queue: Any) -> None:
             queue_as = queue
 
             def perform(self) -> None:
+                pass
+
+
+def test_async_perform_fails_at_class_definition() -> None:
+    with pytest.raises(InvalidJob, match=r"AsyncPerformJob\.perform is async"):
+
+        class AsyncPerformJob(Job):
+            async def perform(self) -> None:
                 pass
 
 
@@ -173,7 +195,7 @@ def test_set_with_naive_wait_until_is_refused() -> None:
         AddJob.set(wait_until=dt.datetime(2030, 1, 1))
 
 
-@pytest.mark.parametrize("wait", ["5", True, [1]])
+@pytest.mark.parametrize("wait", ["5", True, [1], float("nan"), float("inf")])
 def test_set_with_invalid_wait_is_refused(wait: Any) -> None:
     with pytest.raises(InvalidJob, match="wait must be a timedelta or seconds"):
         AddJob.set(wait=wait)
@@ -190,19 +212,90 @@ def test_set_with_invalid_queue_is_refused() -> None:
         AddJob.set(queue="no spaces")
 
 
-def test_set_wait_schedules_relative_to_now() -> None:
-    before = timezone.now()
-    job = AddJob.set(wait=dt.timedelta(minutes=5)).build(1)
-    after = timezone.now()
+class FakeClock:
+    """Stands in for ``kafka_jobs.clock.now``: time moves only when the test says."""
 
-    assert job.scheduled_at is not None
-    assert before + dt.timedelta(minutes=5) <= job.scheduled_at <= after + dt.timedelta(minutes=5)
+    def __init__(self) -> None:
+        self.current = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.current
+
+    def advance(self, seconds: float) -> None:
+        self.current += dt.timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def fake_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(clock, "now", fake)
+    return fake
+
+
+def test_set_wait_counts_from_the_enqueue_not_from_set(fake_clock: FakeClock) -> None:
+    later = AddJob.set(wait=30)  # kept, as at module level, and used two seconds later
+    fake_clock.advance(2)
+
+    with capture_jobs() as backend:
+        job = later.perform_later(1)
+        [(_, payload)] = backend.enqueued
+
+    assert job.enqueued_at == fake_clock.current
+    assert job.scheduled_at == fake_clock.current + dt.timedelta(seconds=30)
+    envelope = JsonSerializer().loads(payload)
+    assert (envelope.enqueued_at, envelope.scheduled_at) == (job.enqueued_at, job.scheduled_at)
+
+
+def test_a_kept_set_schedules_each_enqueue_from_its_own_time(fake_clock: FakeClock) -> None:
+    later = AddJob.set(wait=dt.timedelta(minutes=5))
+
+    with capture_jobs():
+        first = later.perform_later(1)
+        fake_clock.advance(60)
+        second = later.perform_later(2)
+
+    assert second.scheduled_at is not None and first.scheduled_at is not None
+    assert second.scheduled_at - first.scheduled_at == dt.timedelta(seconds=60)
+
+
+def test_a_built_job_with_wait_is_scheduled_when_perform_all_later_enqueues_it(fake_clock: FakeClock) -> None:
+    job = AddJob.set(wait=10).build(1)
+    assert job.scheduled_at is None  # not enqueued yet: no due time
+    fake_clock.advance(5)
+
+    with capture_jobs():
+        perform_all_later([job])
+
+    assert job.scheduled_at == fake_clock.current + dt.timedelta(seconds=10)
+
+
+def test_a_job_enqueued_again_is_scheduled_from_its_latest_enqueue(fake_clock: FakeClock) -> None:
+    job = AddJob.set(wait=10).build(1)
+
+    with capture_jobs() as backend:
+        backend.enqueue(job)
+        fake_clock.advance(5)
+        backend.enqueue(job)
+
+    assert job.scheduled_at == fake_clock.current + dt.timedelta(seconds=10)
+
+
+def test_set_wait_until_stays_absolute(fake_clock: FakeClock) -> None:
+    due = fake_clock.current + dt.timedelta(hours=1)
+    later = AddJob.set(wait_until=due)
+    fake_clock.advance(600)
+
+    with capture_jobs():
+        job = later.perform_later(1)
+
+    assert job.scheduled_at == due
 
 
 def test_set_wait_schedules_an_aware_time_even_without_use_tz(settings: Any) -> None:
     settings.USE_TZ = False
 
-    job = AddJob.set(wait=5).build(1)
+    with capture_jobs():
+        job = AddJob.set(wait=5).perform_later(1)
 
     assert job.scheduled_at is not None
     assert timezone.is_aware(job.scheduled_at)
@@ -313,6 +406,32 @@ def test_registry_get_never_imports_the_named_module() -> None:
 def test_non_string_name_raises_job_not_registered() -> None:
     with pytest.raises(JobNotRegistered):
         registry.get(["unhashable"])  # type: ignore[arg-type]
+
+
+def test_autodiscover_imports_the_jobs_module_and_every_module_of_a_jobs_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "kj_discover_app" / "jobs"
+    (package / "billing").mkdir(parents=True)
+    (package.parent / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "billing" / "__init__.py").write_text("")
+    job_source = "from kafka_jobs import Job\n\nclass {0}(Job):\n    def perform(self):\n        pass\n"
+    (package / "mail.py").write_text(job_source.format("DiscoveredMailJob"))
+    (package / "billing" / "invoice.py").write_text(job_source.format("DiscoveredInvoiceJob"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry.apps, "get_app_configs", lambda: [SimpleNamespace(name="kj_discover_app")])
+    try:
+        registry.autodiscover()
+
+        assert registry.get("kj_discover_app.jobs.mail.DiscoveredMailJob").__name__ == "DiscoveredMailJob"
+        assert registry.get("kj_discover_app.jobs.billing.invoice.DiscoveredInvoiceJob")
+    finally:
+        for name in [name for name in sys.modules if name.startswith("kj_discover_app")]:
+            del sys.modules[name]
+        with registry._lock:
+            for name in [name for name in registry._jobs if name.startswith("kj_discover_app.")]:
+                del registry._jobs[name]
 
 
 def test_two_classes_cannot_share_a_job_name() -> None:

@@ -231,8 +231,15 @@ def test_deleted_model_row_raises_argument_load_error_when_the_job_is_built() ->
         envelope.to_job()
 
 
+class ConfiguredSerializer(JsonSerializer):
+    """Not the default: only honouring KAFKA_JOBS['SERIALIZER'] gives an instance of it."""
+
+
 def test_get_serializer_returns_the_configured_class() -> None:
-    assert isinstance(get_serializer(), JsonSerializer)
+    assert type(get_serializer()) is JsonSerializer  # the default
+
+    with override_settings(KAFKA_JOBS={"SERIALIZER": f"{__name__}.ConfiguredSerializer"}):
+        assert type(get_serializer()) is ConfiguredSerializer
 
 
 def test_unimportable_serializer_is_a_configuration_error_naming_the_key() -> None:

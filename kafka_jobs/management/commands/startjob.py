@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import keyword
 import re
@@ -19,7 +18,7 @@ from django.template import Context, Engine
 
 from kafka_jobs.conf import get_settings
 from kafka_jobs.exceptions import KafkaJobsError
-from kafka_jobs.options import QUEUE_NAME_RE
+from kafka_jobs.management.argtypes import queue_name
 from kafka_jobs.routing import get_routes
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "kafka_jobs" / "job.py-tpl"
@@ -55,15 +54,6 @@ def job_names(name: str) -> tuple[str, str]:
     camel = camel.removesuffix("Job")
     snake = _CAMEL_BOUNDARY.sub("_", camel).lower()
     return f"{camel}Job", f"{snake}_job"
-
-
-def queue_name(value: str) -> str:
-    """argparse type: a queue name that can be a Kafka topic."""
-    if not QUEUE_NAME_RE.match(value):
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a valid queue name: use 1-200 characters from [A-Za-z0-9._-] (it names a Kafka topic)"
-        )
-    return value
 
 
 def is_project_app(config: AppConfig) -> bool:
