@@ -33,7 +33,7 @@ from ..exceptions import InvalidJob
 from ..job import Job
 from ..options import validate_queue_name
 from ..serializer import get_serializer
-from ..validators import int_at_least_rule, is_int_at_least
+from ..validators import int_at_least_rule, is_int_at_least, is_queue_name
 
 if TYPE_CHECKING:
     from ..producer import OutgoingMessage
@@ -65,7 +65,8 @@ class BaseBackend(abc.ABC):
 
     def validate_job(self, job: Job) -> None:
         """Raise ``InvalidJob`` if this backend cannot take ``job`` as it is (Django's ``validate_task``)."""
-        validate_queue_name(repr(job), job.queue_name)
+        if not is_queue_name(job.queue_name):  # checked first: the job's repr costs more than the check
+            validate_queue_name(repr(job), job.queue_name)
         if job.partition is not None and not is_int_at_least(job.partition, 0):
             raise InvalidJob(f"{job!r}: partition must be {int_at_least_rule(0)}, got {job.partition!r}.")
         due = job.scheduled_at
@@ -87,7 +88,7 @@ class BaseBackend(abc.ABC):
     def enqueue(self, job: Job) -> Job:
         """Prepare ``job`` now (errors raise here); dispatch it now or when the current transaction commits."""
         prepared = self.prepare(job, clock.now())
-        if self.waits_for_commit(job):
+        if _in_transaction() and self.waits_for_commit(job):
             transaction.on_commit(partial(self._send, [prepared], many=False), using=DEFAULT_DB_ALIAS)
         else:
             self._send([prepared], many=False)
@@ -101,8 +102,10 @@ class BaseBackend(abc.ABC):
         """
         now = clock.now()
         batch = [self.prepare(job, now) for job in jobs]
-        at_once = [prepared for prepared in batch if not self.waits_for_commit(prepared.job)]
-        at_commit = [prepared for prepared in batch if self.waits_for_commit(prepared.job)]
+        in_transaction = _in_transaction()
+        waits = [in_transaction and self.waits_for_commit(prepared.job) for prepared in batch]
+        at_once = [prepared for prepared, wait in zip(batch, waits, strict=True) if not wait]
+        at_commit = [prepared for prepared, wait in zip(batch, waits, strict=True) if wait]
         if at_once:
             self._send(at_once, many=True)
         if at_commit:  # after the others, so a failing dispatch above leaves nothing pending for the commit
@@ -122,8 +125,8 @@ class BaseBackend(abc.ABC):
         return get_serializer().dumps(job)
 
     def waits_for_commit(self, job: Job) -> bool:
-        """Whether ``job`` is dispatched when the current transaction commits rather than at once."""
-        if not self.supports_defer_to_commit or not connections[DEFAULT_DB_ALIAS].in_atomic_block:
+        """Whether ``job``, enqueued inside a transaction, is dispatched when it commits rather than at once."""
+        if not self.supports_defer_to_commit:
             return False
         wanted = job.enqueue_after_commit
         return get_settings().enqueue_after_commit if wanted is None else wanted
@@ -150,6 +153,10 @@ class BaseBackend(abc.ABC):
         for prepared in batch:
             prepared.job.successfully_enqueued = True
             signals.job_enqueued.send(type(prepared.job), job=prepared.job)
+
+
+def _in_transaction() -> bool:
+    return connections[DEFAULT_DB_ALIAS].in_atomic_block
 
 
 def backend_class(alias: str) -> type[BaseBackend]:
