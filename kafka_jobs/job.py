@@ -222,11 +222,12 @@ def perform_all_later(jobs: Iterable[Job]) -> int:
     """Enqueue job instances in one batch (``dispatch_many_method``) and return how many were enqueued.
 
     Every job is validated and encoded before any is dispatched, so a bad one stops the whole batch.
-    Outside a transaction the batch is dispatched in the order given, whatever each class's dispatch
-    method: on one partition its jobs run in that order. Inside a transaction each job follows its own
-    ``enqueue_after_commit``: those that wait are dispatched when the transaction commits (never, if it
-    rolls back), the others at once. Each group keeps the batch's order, and the jobs dispatched at once
-    go before those that wait, wherever they stood in the batch.
+
+    Order: the batch is dispatched in the order given, whatever each class's dispatch method, so jobs
+    that share a partition run in that order. Inside a transaction each job follows its own
+    ``enqueue_after_commit``: the jobs that wait are dispatched when it commits (never, if it rolls back),
+    the others at once. Each of the two groups keeps the batch's order, and the jobs sent at once go
+    before the waiting ones, wherever they stood; a batch whose jobs all decide alike keeps its order.
     """
     from .backends import get_backend
 
