@@ -9,25 +9,31 @@ import pytest
 from django.utils import timezone
 
 from kafka_jobs.producer import get_producer
+from tests.helpers import wait_for
 from tests.integration.conftest import KafkaEnv
-from tests.jobs import TraceJob, read_records
+from tests.jobs import TraceJob, read_records, read_records_so_far
 
 pytestmark = pytest.mark.integration
 
 
 def test_scheduled_job_runs_when_due_while_other_partitions_run_at_once(kafka_env: KafkaEnv) -> None:
     log = kafka_env.log_file()
+    # The worker runs before the jobs are enqueued: a worker still joining its group when "later" falls
+    # due would start all three together and prove nothing about their order.
+    worker = kafka_env.start_worker("--max-jobs", "4", "--concurrency", "2", "--queues", "wide")
+    TraceJob.set(partition=3).perform_later(log, "probe")
+    get_producer().flush(10)
+    wait_for(lambda: read_records_so_far(log), timeout=60, message=lambda: f"the probe never ran:\n{worker.output()}")
+
     enqueued_at = time.time()
     later = TraceJob.set(partition=0, wait=2.0).perform_later(log, "later")
     TraceJob.set(partition=1).perform_later(log, "now")
     TraceJob.set(partition=2, wait_until=timezone.now() - dt.timedelta(hours=1)).perform_later(log, "overdue")
     get_producer().flush(10)
 
-    worker = kafka_env.run_worker("--burst", "--concurrency", "2", "--queues", "wide")
-
-    assert worker.proc.returncode == 0, worker.output()
+    assert worker.wait(60) == 0, worker.output()
     started = {r["tag"]: r for r in read_records(log) if r["event"] == "started"}
-    assert set(started) == {"later", "now", "overdue"}  # each ran once
+    assert set(started) == {"probe", "later", "now", "overdue"}  # each ran once
     assert started["later"]["at"] >= later.scheduled_at.timestamp() >= enqueued_at + 2.0
     assert started["now"]["at"] < started["later"]["at"]
     assert started["overdue"]["at"] < started["later"]["at"]  # a time in the past runs now
