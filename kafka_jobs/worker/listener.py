@@ -112,7 +112,7 @@ class Worker:
         for thread in threads:
             thread.start()
         try:
-            while not self.shutdown.requested.is_set():
+            while not self.shutdown.check():  # a received signal becomes a stop request here
                 self._poll()
                 self._schedule_due()
                 self._flow_control()
