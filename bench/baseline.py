@@ -12,14 +12,15 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from kafka_jobs.conf import KafkaJobsSettings
 from kafka_jobs.producer import producer_config
-from kafka_jobs.worker.listener import BATCH_SIZE, consumer_config
+from kafka_jobs.worker.consumer import consumer_config
+from kafka_jobs.worker.listener import BATCH_SIZE
 
 from .payload import RawMessage, produce_all
 
 __all__ = ["LatencyConsumer", "RawMessage", "connected_producer", "consume", "produce_async_rate", "produce_sync_rate"]
 from .probe import Probe
 
-COMMIT_EVERY = 1000  # messages between async commits of the processed offsets (ours: every COMMIT_INTERVAL)
+COMMIT_EVERY = 1000  # messages between async commits of the processed offsets (ours: whenever they move)
 
 
 def connected_producer(settings: KafkaJobsSettings, message: RawMessage) -> Producer:

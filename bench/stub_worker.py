@@ -24,7 +24,9 @@ def main(argv: list[str]) -> None:
 
     done = executor.Outcome(executor.Verdict.DONE)
 
-    def process(self: executor.Executor, message: Any, route: Any, failures: int, owned: Any) -> executor.Outcome:
+    def process(
+        self: executor.Executor, message: Any, route: Any, failures: int, owned: Any, *, envelope: Any = None
+    ) -> executor.Outcome:
         json.loads(message.value())
         PROBE.tick()
         return done

@@ -41,7 +41,6 @@ KAFKA_JOBS = {
     "DELIVERY_TIMEOUT": 5.0,
     "BACKOFF": {"INITIAL": 0.2, "MAX": 1.0},
     "SHUTDOWN_TIMEOUT": 10.0,
-    "COMMIT_INTERVAL": 0.2,
     **json.loads(os.environ.get("KAFKA_JOBS_TEST_OVERRIDES", "{}")),
 }
 LOGGING = {

@@ -43,7 +43,7 @@ from ..job import Job, MessageInfo
 from ..producer import get_producer
 from ..retry import Action
 from ..routing import Route
-from ..serializer import get_serializer
+from ..serializer import Envelope, get_serializer
 
 logger = logging.getLogger("kafka_jobs.worker")
 
@@ -152,15 +152,24 @@ class Executor:
         """Return the route's backoff, or the global one."""
         return route.backoff or self.settings.backoff
 
-    def process(self, message: Any, route: Route, failures: int, owned: Callable[[], bool]) -> Outcome:
-        """Run the job in ``message``; ``failures`` counts its earlier failed runs in this process.
+    def process(
+        self,
+        message: Any,
+        route: Route,
+        failures: int,
+        owned: Callable[[], bool],
+        *,
+        envelope: Envelope | None = None,
+    ) -> Outcome:
+        """Run the job in ``message``; ``failures`` counts its earlier failed runs.
 
-        ``owned()`` tells whether this worker still owns the partition (checked before dead-lettering).
+        ``owned()`` tells whether this worker still owns the partition (checked before dead-lettering);
+        ``envelope`` is the message already decoded, if it was (virtual partitions).
         Never raises: whatever goes wrong becomes an outcome, so a job thread cannot die.
         """
         attempt = failures + 1
         try:
-            return self._process(message, route, attempt, owned)
+            return self._process(message, route, attempt, owned, envelope)
         except CRITICAL as exc:  # outside the job itself, e.g. MemoryError while decoding
             logger.critical(
                 "%s: %s while handling the message: stopping the worker; it is not marked and runs again after restart",
@@ -178,7 +187,9 @@ class Executor:
             )
             return Outcome(Verdict.RETRY, delay=delay, error=exc)
 
-    def _process(self, message: Any, route: Route, attempt: int, owned: Callable[[], bool]) -> Outcome:
+    def _process(
+        self, message: Any, route: Route, attempt: int, owned: Callable[[], bool], envelope: Envelope | None
+    ) -> Outcome:
         key = (message.topic(), message.partition(), message.offset())
         with self._lock:
             undelivered = self._undelivered.pop(key, None)
@@ -187,7 +198,7 @@ class Executor:
             return self._dead_letter(message, route, job, exc, attempts, owned)
         close_old_connections()  # loading model arguments queries the database
         try:
-            envelope = self.serializer.loads(message.value())
+            envelope = envelope if envelope is not None else self.serializer.loads(message.value())
         except Exception as exc:  # the serializer is given only the bytes: they will never decode
             return self._poison(message, route, exc, owned)
         try:

@@ -205,7 +205,7 @@ def test_worker_stops_with_an_error_instead_of_hanging_when_a_job_thread_crashes
     def crash(lane: object) -> None:
         raise RuntimeError("a bug in the worker")
 
-    worker._run_lane = crash  # type: ignore[method-assign]
+    worker.threads._run_lane = crash  # type: ignore[method-assign]
 
     assert worker.run() == ExitCode.ERROR
     assert not read_records(log)

@@ -13,7 +13,7 @@ from kafka_jobs.exceptions import KafkaJobsError
 from kafka_jobs.management.argtypes import positive_int
 from kafka_jobs.routing import get_routes
 from kafka_jobs.topics import create_topics, missing_topics
-from kafka_jobs.worker import ExitCode, Shutdown, Worker
+from kafka_jobs.worker import ExitCode, KafkaConsumerFactory, Shutdown, Worker
 
 
 def configure_logging(level: str) -> None:
@@ -66,6 +66,7 @@ class Command(BaseCommand):
             max_jobs=options["max_jobs"],
             burst=options["burst"],
             shutdown=shutdown,
+            consumer_factory=KafkaConsumerFactory(settings),
         )
         code = worker.run()
         if code is not ExitCode.OK:

@@ -1,9 +1,9 @@
-"""The worker's partition bookkeeping: the commit point, accepting messages, lanes."""
+"""The worker's partition bookkeeping: the commit point and retry counts, accepting messages, lanes."""
 
 from __future__ import annotations
 
 from kafka_jobs.routing import active_job_topic
-from kafka_jobs.worker.state import OffsetTracker, PartitionState
+from kafka_jobs.worker.partition import CommitPoint, OffsetTracker, PartitionState
 
 LIMIT = 100
 
@@ -151,7 +151,7 @@ def test_dropped_jobs_are_never_committed_past() -> None:
     state.running_offsets.discard(0)
 
     assert state.buffered == 0
-    assert state.commit_point() == 1  # 1 and 2 never ran: they are fetched again after a restart
+    assert state.commit_point() == CommitPoint(1, {})  # 1 and 2 never ran: they are fetched again after a restart
 
 
 def test_dropped_job_blocks_later_finished_lane_in_virtual_partitions() -> None:
@@ -166,7 +166,7 @@ def test_dropped_job_blocks_later_finished_lane_in_virtual_partitions() -> None:
     state.drop_unstarted()  # revoked: offset 1 (lane b) never started
     state.tracker.finish(0)
 
-    assert state.commit_point() == 1
+    assert state.commit_point() == CommitPoint(1, {})
 
 
 def test_commit_point_is_reported_once_per_move() -> None:
@@ -176,11 +176,48 @@ def test_commit_point_is_reported_once_per_move() -> None:
     assert state.commit_point() is None
 
     state.tracker.finish(0)
-    assert state.commit_point() == 1
-    state.committed = 1
+    assert state.commit_point() == CommitPoint(1, {})
+    state.sent = CommitPoint(1, {})
     assert state.commit_point() is None
     state.tracker.finish(1)
-    assert state.commit_point() == 2
+    assert state.commit_point() == CommitPoint(2, {})
+
+
+def test_a_failed_job_changes_the_commit_point_by_its_retry_count() -> None:
+    state = partition()
+    for offset in range(3):
+        buffer(state, offset)
+    state.tracker.finish(0)
+    state.sent = CommitPoint(1, {})
+
+    state.failures[1] = 1  # the job at 1 failed once and waits to retry
+    assert state.commit_point() == CommitPoint(1, {1: 1})
+    state.sent = state.commit_point()
+    state.failures[1] = 2
+    assert state.commit_point() == CommitPoint(1, {1: 2})
+
+
+def test_a_job_failing_before_any_finished_commits_its_count_at_its_own_offset() -> None:
+    state = partition()
+    buffer(state, 7)
+    buffer(state, 8)
+    assert state.commit_point() is None
+
+    state.failures[7] = 1
+
+    assert state.commit_point() == CommitPoint(7, {7: 1})
+
+
+def test_retry_counts_of_virtual_lanes_travel_with_the_lowest_unfinished_offset() -> None:
+    state = partition()
+    for offset, key in enumerate("abcd"):
+        buffer(state, offset, key=key)
+    state.tracker.finish(0)
+    state.failures[1] = 3  # lane b's job failed three times; lanes c and d go on
+    state.tracker.finish(2)
+    state.failures[3] = 1
+
+    assert state.commit_point() == CommitPoint(1, {1: 3, 3: 1})
 
 
 # Lanes ---------------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""The worker's bookkeeping for assigned partitions: lanes of pending messages and the commit point.
+"""One assigned partition's bookkeeping: lanes of pending messages, retry counts and the commit point.
 
-Pure data and logic, no Kafka calls: the listener and the executor threads change it under one lock.
+Pure data and logic, no Kafka calls: the poll thread and the job threads change it under the ledger's lock.
 A partition has one lane, or one per virtual key when the route uses virtual partitions. Jobs within a
 lane run in order, one at a time; different lanes (and partitions) run in parallel.
 """
@@ -13,6 +13,10 @@ from collections.abc import Hashable, Iterator
 from typing import Any
 
 from ..routing import Route
+from ..serializer import Envelope
+
+# A fetched message and its envelope when the poll thread already decoded it (virtual partitions), else None.
+Fetched = tuple[Any, Envelope | None]
 
 
 class OffsetTracker:
@@ -35,8 +39,20 @@ class OffsetTracker:
             self._finished.discard(done)
             self.position = done + 1
 
+    def lowest_unfinished(self) -> int | None:
+        """Return the lowest received offset whose job is not done, or None."""
+        return self._received[0] if self._received else None
+
     def __len__(self) -> int:
         return len(self._received)
+
+
+@dataclasses.dataclass(frozen=True)
+class CommitPoint:
+    """What to commit for a partition: the offset to restart from and the retry counts of failing jobs."""
+
+    offset: int
+    failures: dict[int, int]  # offset -> failed runs, for jobs at or after ``offset`` that failed and wait
 
 
 @dataclasses.dataclass(eq=False)
@@ -45,11 +61,10 @@ class Lane:
 
     partition: PartitionState
     key: Hashable
-    messages: collections.deque[Any] = dataclasses.field(default_factory=collections.deque)
+    messages: collections.deque[Fetched] = dataclasses.field(default_factory=collections.deque)
     running: bool = False  # a thread owns this lane
     queued: bool = False  # waiting in the ready queue
     retry_at: float | None = None  # monotonic time before which the head message must not run
-    attempts: int = 0  # failed executions of the head message
 
     def runnable(self, now: float) -> bool:
         """True if a thread may take this lane now."""
@@ -72,13 +87,16 @@ class PartitionState:
     route: Route
     lanes: dict[Hashable, Lane] = dataclasses.field(default_factory=dict)
     tracker: OffsetTracker = dataclasses.field(default_factory=OffsetTracker)
+    # Failed runs of each job that has not finished yet, by offset: the executor's attempt number, and
+    # committed with the offset so a restart does not count from zero (see kafka_jobs.worker.committer).
+    failures: dict[int, int] = dataclasses.field(default_factory=dict)
     next_offset: int | None = None  # offset to fetch after a resume (last accepted + 1)
     paused: bool = False  # refusing messages until resumed with a seek to next_offset
     paused_in_consumer: bool = False  # consumer.pause() was called for it
     eof_offset: int | None = None  # end of the partition when the consumer last reported reaching it
     stopping: bool = False  # being revoked: no new jobs start, running ones may still finish and commit
     revoked: bool = False  # no longer owned: nothing is committed or dead-lettered for it
-    committed: int | None = None  # last commit point sent to the broker
+    sent: CommitPoint | None = None  # the last commit point sent to the broker
     running_offsets: set[int] = dataclasses.field(default_factory=set)
 
     @property
@@ -136,12 +154,26 @@ class PartitionState:
             return False
         return self.next_offset is None or self.next_offset >= self.eof_offset
 
-    def commit_point(self) -> int | None:
-        """Return the offset to commit if it moved since the last commit, else None."""
-        position = self.tracker.position
-        if position is not None and position != self.committed:
-            return position
-        return None
+    def current_point(self) -> CommitPoint | None:
+        """Return what to commit now, or None if no job finished or failed yet."""
+        offset = self.tracker.position
+        if self.failures:
+            # A job that failed before any finished still has its retry count committed, at its own offset.
+            offset = offset if offset is not None else self.tracker.lowest_unfinished()
+            if offset is not None:
+                return CommitPoint(offset, {o: n for o, n in self.failures.items() if o >= offset})
+        return CommitPoint(offset, {}) if offset is not None else None
+
+    def commit_point(self) -> CommitPoint | None:
+        """Return the commit point if it moved (or its retry counts changed) since the last one sent."""
+        sent = self.sent
+        if not self.failures and (sent is None or not sent.failures):  # the common case, checked every turn
+            position = self.tracker.position
+            if position is None or (sent is not None and sent.offset == position):
+                return None
+            return CommitPoint(position, {})
+        point = self.current_point()
+        return point if point is not None and point != sent else None
 
     def __iter__(self) -> Iterator[Lane]:
         return iter(self.lanes.values())

@@ -1,0 +1,98 @@
+"""The job threads: each takes a ready lane from the ledger and runs its jobs, in order, through the executor.
+
+They never call Kafka; what they learn (a job done, to retry, or critical) goes into the ledger, where the
+poll thread picks it up (commits, pauses, resumes).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from .executor import Executor, Verdict
+from .ledger import Ledger
+from .partition import Lane
+from .shutdown import ExitCode, Shutdown
+
+logger = logging.getLogger("kafka_jobs.worker")
+
+
+class JobThreads:
+    """``count`` daemon threads running jobs until the ledger is closed."""
+
+    def __init__(self, ledger: Ledger, executor: Executor, shutdown: Shutdown, count: int) -> None:
+        self.ledger = ledger
+        self.executor = executor
+        self.shutdown = shutdown
+        self.count = count
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        """Start the threads."""
+        self._threads = [
+            threading.Thread(target=self._main, name=f"kafka-jobs-{i}", daemon=True) for i in range(self.count)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _main(self) -> None:
+        try:
+            while (lane := self.ledger.next_lane()) is not None:
+                self._run_lane(lane)
+        except BaseException:  # a bug in the worker itself (jobs' errors never get here): stop, don't hang
+            logger.critical("Job thread crashed; stopping the worker (unfinished jobs run again)", exc_info=True)
+            self.shutdown.request("a job thread crashed", ExitCode.ERROR)
+
+    def _run_lane(self, lane: Lane) -> None:
+        """Run a lane's messages in order until it is empty, fails, or another lane is waiting for a thread."""
+        ledger = self.ledger
+        state = lane.partition
+
+        def owned() -> bool:
+            return not state.revoked
+
+        while True:
+            with ledger.cond:
+                # A stop asked for by a signal or another thread: start nothing more, even before the poll
+                # thread gets to it.
+                if self.shutdown.pending or not ledger.may_start(lane):
+                    # Not re-queued here (at --max-jobs it would spin): the poll thread's schedule_due does it.
+                    lane.running = False
+                    ledger.cond.notify_all()
+                    return
+                fetched = lane.messages[0]
+                message, envelope = fetched
+                offset = message.offset()
+                failures = state.failures.get(offset, 0) if state.failures else 0
+                state.running_offsets.add(offset)
+                ledger.running += 1
+            try:
+                outcome = self.executor.process(message, state.route, failures, owned, envelope=envelope)
+            except BaseException:  # a bug (the executor never raises): the stop must not wait for this job
+                with ledger.cond:
+                    ledger.running -= 1
+                    state.running_offsets.discard(offset)
+                    ledger.cond.notify_all()
+                raise
+            with ledger.cond:
+                ledger.running -= 1
+                state.running_offsets.discard(offset)
+                if outcome.verdict is Verdict.DONE:
+                    if lane.messages and lane.messages[0] is fetched:
+                        lane.messages.popleft()
+                    if state.failures:
+                        state.failures.pop(offset, None)
+                    if not state.revoked:
+                        state.tracker.finish(offset)
+                    ledger.completed += 1
+                elif outcome.verdict is Verdict.RETRY:
+                    if outcome.counts_as_failure:
+                        state.failures[offset] = failures + 1
+                    lane.retry_at = time.monotonic() + outcome.delay
+                else:
+                    self.shutdown.request("a job raised a critical error", ExitCode.CRITICAL_JOB_ERROR)
+                    ledger.stopping = True
+                if outcome.verdict is not Verdict.DONE or ledger.ready:
+                    ledger.release(lane)  # behind the waiting lanes, for fairness (no-op while retrying)
+                    return

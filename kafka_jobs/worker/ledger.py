@@ -1,0 +1,148 @@
+"""The state the poll thread and the job threads share, under one lock: partitions, ready lanes, counters.
+
+The poll thread adds fetched messages and makes lanes ready; a job thread takes a ready lane, runs its head
+job and records the outcome. Nothing here calls Kafka, so everything the worker knows can be read (or
+copied for a status report) by taking ``cond``.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Iterable
+
+from confluent_kafka import TopicPartition
+
+from .partition import Fetched, Lane, PartitionState
+
+
+class Ledger:
+    """Assigned partitions, lanes waiting for a thread, and job counts; guarded by ``cond``.
+
+    Methods whose docstring says "under cond" expect the caller to hold it; the others take it.
+    """
+
+    def __init__(self, max_buffered: int, max_jobs: int | None = None) -> None:
+        self.cond = threading.Condition()
+        self.max_buffered = max_buffered
+        self.max_jobs = max_jobs
+        self.partitions: dict[tuple[str, int], PartitionState] = {}
+        self.ready: collections.deque[Lane] = collections.deque()
+        self.stopping = False  # no new jobs start
+        self.closed = False  # job threads exit
+        self.assigned_once = False
+        self.completed = 0
+        self.running = 0
+        self.peak_buffered = 0  # the most messages one partition held at once (bounded by max_buffered)
+
+    # Poll thread ------------------------------------------------------------------------------------------
+
+    def add(self, state: PartitionState, key: object, fetched: Fetched) -> None:
+        """Buffer an accepted message in the lane for ``key`` (under cond)."""
+        lane = state.lane(key)
+        lane.messages.append(fetched)
+        self.peak_buffered = max(self.peak_buffered, state.buffered)
+        self.make_ready(lane)
+
+    def make_ready(self, lane: Lane) -> None:
+        """Queue ``lane`` for a job thread if it has work it may start now (under cond)."""
+        if not self.stopping and lane.runnable(time.monotonic()):
+            lane.queued = True
+            self.ready.append(lane)
+
+    def schedule_due(self) -> None:
+        """Queue lanes whose retry is due, and idle lanes with work a thread gave back (e.g. at --max-jobs)."""
+        now = time.monotonic()
+        with self.cond:
+            for state in self.partitions.values():
+                for lane in state:
+                    if lane.retry_at is not None and lane.retry_at <= now and not lane.running:
+                        lane.retry_at = None
+                    self.make_ready(lane)
+            if self.ready:
+                self.cond.notify_all()
+
+    def assign(self, states: Iterable[PartitionState]) -> None:
+        """Start tracking newly assigned partitions."""
+        with self.cond:
+            self.assigned_once = True
+            for state in states:
+                self.partitions[(state.topic, state.partition)] = state
+
+    def take_back(self, partitions: Iterable[TopicPartition]) -> list[PartitionState]:
+        """Stop starting jobs of ``partitions`` and drop their unstarted ones; return their states."""
+        with self.cond:
+            states = [s for tp in partitions if (s := self.partitions.get((tp.topic, tp.partition))) is not None]
+            for state in states:
+                state.stopping = True
+                state.drop_unstarted()
+        return states
+
+    def wait_idle(self, states: list[PartitionState], timeout: float) -> list[PartitionState]:
+        """Wait up to ``timeout`` for the running jobs of ``states``; return those still running."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while any(s.running for s in states) and (left := deadline - time.monotonic()) > 0:
+                self.cond.wait(left)
+            return [s for s in states if s.running]
+
+    def forget(self, states: Iterable[PartitionState]) -> None:
+        """Stop tracking partitions this worker no longer owns: nothing more is committed for them."""
+        with self.cond:
+            for state in states:
+                state.revoked = True
+                key = (state.topic, state.partition)
+                if self.partitions.get(key) is state:
+                    del self.partitions[key]
+
+    def stop_starting(self) -> int:
+        """Start no more jobs and drop the unstarted ones; return how many are still running."""
+        with self.cond:
+            self.stopping = True
+            self.ready.clear()
+            for state in self.partitions.values():
+                state.drop_unstarted()
+            return self.running
+
+    def idle(self) -> bool:
+        """True once partitions were assigned and every one is drained with no job left (under cond)."""
+        return (
+            self.assigned_once
+            and not self.ready
+            and self.running == 0
+            and all(state.drained() for state in self.partitions.values())
+        )
+
+    def close(self) -> None:
+        """Make the job threads exit."""
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+
+    # Job threads ------------------------------------------------------------------------------------------
+
+    def next_lane(self) -> Lane | None:
+        """Wait for a ready lane and take it; None once closed."""
+        with self.cond:
+            while not self.ready and not self.closed:
+                self.cond.wait()
+            if self.closed:
+                return None
+            lane = self.ready.popleft()
+            lane.queued = False
+            lane.running = True
+            return lane
+
+    def may_start(self, lane: Lane) -> bool:
+        """True if the lane's head job may start now (under cond)."""
+        state = lane.partition
+        if self.stopping or state.stopping or state.revoked or not lane.messages or lane.retry_at is not None:
+            return False
+        return self.max_jobs is None or self.completed + self.running < self.max_jobs
+
+    def release(self, lane: Lane) -> None:
+        """Give a lane back: queued again behind the waiting ones if it has work (under cond)."""
+        lane.running = False
+        self.make_ready(lane)
+        self.cond.notify_all()
