@@ -49,3 +49,14 @@ LOGGING = {
     "handlers": {"stderr": {"class": "logging.StreamHandler"}},
     "loggers": {"kafka_jobs": {"handlers": ["stderr"], "level": "INFO", "propagate": False}},
 }
+
+# --- Worker core: a project whose LOGGING configures only the root logger (runkafkaworker must not hide its
+# logs from it); set by tests/integration/test_worker_command.py for its worker subprocess.
+if os.environ.get("KAFKA_JOBS_TEST_ROOT_LOGGING"):
+    LOGGING = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"root": {"format": "ROOT %(name)s %(levelname)s: %(message)s"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "root"}},
+        "root": {"handlers": ["stderr"], "level": "WARNING"},
+    }

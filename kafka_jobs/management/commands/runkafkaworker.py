@@ -16,15 +16,21 @@ from kafka_jobs.topics import create_topics, missing_topics
 from kafka_jobs.worker import ExitCode, KafkaConsumerFactory, Shutdown, Worker
 
 
-def configure_logging(level: str) -> None:
-    """Show kafka_jobs logs on stderr unless the project's LOGGING already handles them."""
+def configure_logging(level: str | None) -> None:
+    """Apply ``--log-level``, and show kafka_jobs logs on stderr only if the project's LOGGING shows them nowhere.
+
+    The project's handlers (on ``kafka_jobs`` or any ancestor, the root logger included) are left alone;
+    without ``--log-level`` the level LOGGING gives ``kafka_jobs`` is kept, or INFO if it gives none.
+    """
     logger = logging.getLogger("kafka_jobs")
-    logger.setLevel(level)
-    if not logger.handlers:
+    if level is not None:
+        logger.setLevel(level)
+    elif logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+    if not logger.hasHandlers():
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d %(threadName)s] %(message)s"))
         logger.addHandler(handler)
-        logger.propagate = False
 
 
 class Command(BaseCommand):
@@ -37,9 +43,17 @@ class Command(BaseCommand):
         parser.add_argument("--max-jobs", type=positive_int, help="Exit after this many jobs completed.")
         parser.add_argument("--burst", action="store_true", help="Exit when every partition is drained.")
         parser.add_argument("--create-topics", action="store_true", help="Create missing routed topics first.")
-        parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        parser.add_argument(
+            "--log-level",
+            choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+            help="Level of the kafka_jobs loggers (default: the one LOGGING sets, else INFO).",
+        )
+        parser.add_argument("--skip-checks", action="store_true", help="Skip system checks.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not options["skip_checks"]:  # as runserver does: a worker runs the project's code too
+            self.stdout.write("Performing system checks...\n\n")
+            self.check(display_num_errors=True)
         configure_logging(options["log_level"])
         try:
             settings = get_settings()
