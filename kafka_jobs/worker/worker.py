@@ -127,9 +127,11 @@ class Worker:
             # A crash or a critical job error says more about why than the timeout it led to.
             return self.shutdown.exit_code if self.shutdown.exit_code is not ExitCode.OK else ExitCode.SHUTDOWN_TIMEOUT
         logger.info(
-            "Worker stopped (%s); %d job(s) completed; at most %d message(s) buffered per partition (limit %d)",
+            "Worker stopped (%s); %d job(s) completed, %d offset commit(s); at most %d message(s) buffered per "
+            "partition (limit %d)",
             self.shutdown.reason,
             ledger.completed,
+            self.committer.sent,
             ledger.peak_buffered,
             self.settings.max_buffered_messages,
         )
