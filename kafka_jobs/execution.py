@@ -23,17 +23,27 @@ logger = logging.getLogger("kafka_jobs.job")
 Context = Callable[[Job], AbstractContextManager[None]]
 
 
+def _warn(job: Job, what: str, value: object, exc: Exception) -> None:
+    logger.warning("Job %s %s: %s %r ignored (%s)", job.job_name, job.job_id, what, value, type(exc).__name__)
+
+
 @contextlib.contextmanager
 def job_context(job: Job) -> Iterator[None]:
-    """Apply the locale and timezone persisted at enqueue; always reset afterwards (threads never leak)."""
+    """Apply the locale and timezone persisted at enqueue; always reset afterwards (threads never leak).
+
+    A locale or time zone that cannot be applied is logged and ignored: it never fails the job.
+    """
     with contextlib.ExitStack() as stack:
         if job.locale:
-            stack.enter_context(translation.override(job.locale))
+            try:
+                stack.enter_context(translation.override(job.locale))
+            except Exception as exc:
+                _warn(job, "unusable locale", job.locale, exc)
         if job.timezone:
             try:
                 stack.enter_context(timezone.override(job.timezone))
-            except (ValueError, KeyError):
-                logger.warning("Job %s %s: unknown timezone %r ignored", job.job_name, job.job_id, job.timezone)
+            except Exception as exc:
+                _warn(job, "unknown timezone", job.timezone, exc)
         yield
 
 
@@ -44,11 +54,15 @@ def worker_thread_context(job: Job) -> Iterator[None]:
     There is no caller's state to remember, and reading it costs more than the job's own bookkeeping:
     activating the default language and time zone leaves the thread as an idle worker thread was.
     """
-    translation.activate(job.locale or settings.LANGUAGE_CODE)
+    try:
+        translation.activate(job.locale or settings.LANGUAGE_CODE)
+    except Exception as exc:
+        _warn(job, "unusable locale", job.locale, exc)
+        translation.activate(settings.LANGUAGE_CODE)
     try:
         timezone.activate(job.timezone or settings.TIME_ZONE)
-    except (ValueError, KeyError):
-        logger.warning("Job %s %s: unknown timezone %r ignored", job.job_name, job.job_id, job.timezone)
+    except Exception as exc:
+        _warn(job, "unknown timezone", job.timezone, exc)
         timezone.activate(settings.TIME_ZONE)
     try:
         yield

@@ -2,6 +2,11 @@
 
 Swappable through ``KAFKA_JOBS['SERIALIZER']`` (a class with ``dumps(job) -> bytes`` and
 ``loads(raw) -> Envelope``).
+
+Turning bytes into a job either succeeds or raises ``DecodeError`` (``JobNotRegistered`` for an unknown
+job name), whatever is wrong with the bytes: such a message can never run. The one exception is an error
+that may pass (``may_pass``: the database is down while a model argument is loaded), which propagates so
+the worker can try again later.
 """
 
 from __future__ import annotations
@@ -12,10 +17,12 @@ import json
 from functools import cache
 from typing import Any, Protocol
 
+from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, NotSupportedError
 from django.utils import timezone, translation
 from django.utils.module_loading import import_string
 
 from . import arguments, registry
+from .deadletter.text import class_name, exception_message
 from .exceptions import ConfigurationError, DecodeError, EncodeError, UnsupportedEnvelopeVersion
 from .job import Job
 
@@ -23,6 +30,15 @@ ENVELOPE_VERSION = 1
 _REQUIRED = ("job", "id", "queue", "args", "kwargs")
 # One encoder for every dumps(): json.dumps with non-default options builds a new one per call.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+# Database errors that say "this data is wrong" rather than "the database is not available now".
+_DATA_ERRORS = (DataError, IntegrityError, NotSupportedError)
+
+
+def may_pass(exc: BaseException) -> bool:
+    """True if ``exc``, raised while building a job, may not happen again (a database or network outage)."""
+    if isinstance(exc, _DATA_ERRORS):
+        return False
+    return isinstance(exc, DatabaseError | InterfaceError | OSError)
 
 
 @dataclasses.dataclass
@@ -42,9 +58,26 @@ class Envelope:
     version: int = ENVELOPE_VERSION
 
     def to_job(self) -> Job:
-        """Look the job up in the registry and load its arguments (models are fetched here)."""
+        """Look the job up in the registry and load its arguments (models are fetched here).
+
+        Raises:
+            JobNotRegistered: the job name is unknown.
+            DecodeError: the arguments cannot be loaded, whatever the reason, except...
+            Exception: ...an error that ``may_pass``, unchanged.
+        """
         job_class = registry.get(self.job)
-        job = job_class.restore(arguments.decode(self.args), arguments.decode(self.kwargs), self.job_id)
+        try:
+            args = arguments.decode(self.args, arguments.ARGUMENTS_DEPTH)
+            kwargs = arguments.decode(self.kwargs, arguments.ARGUMENTS_DEPTH)
+            job = job_class.restore(args, kwargs, self.job_id)
+        except DecodeError:
+            raise
+        except Exception as exc:
+            if may_pass(exc):
+                raise
+            raise DecodeError(
+                f"Loading the arguments of {self.job} failed: {class_name(exc)}: {exception_message(exc)}"
+            ) from exc
         job.queue_name = self.queue
         job.executions = self.executions
         job.enqueued_at = self.enqueued_at
@@ -65,14 +98,21 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _parse_time(data: dict[str, Any], key: str, raw: bytes) -> dt.datetime | None:
+def _optional_text(data: dict[str, Any], key: str, raw: bytes) -> str | None:
     value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise DecodeError(f"Envelope field {key!r} must be a string or null, got {type(value).__name__}.", raw)
+    return value
+
+
+def _parse_time(data: dict[str, Any], key: str, raw: bytes) -> dt.datetime | None:
+    value = _optional_text(data, key, raw)
     if value is None:
         return None
     try:
         parsed = dt.datetime.fromisoformat(value)
-    except (TypeError, ValueError) as exc:
-        raise DecodeError(f"Envelope field {key!r} is not an ISO datetime: {value!r}.", raw) from exc
+    except ValueError as exc:
+        raise DecodeError(f"Envelope field {key!r} is not an ISO datetime: {value!r:.100}.", raw) from exc
     # Always aware, so the worker can compare it with the current time; a naive value is taken as UTC.
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
 
@@ -93,8 +133,8 @@ class JsonSerializer:
             "job": job.job_name,
             "id": job.job_id,
             "queue": job.queue_name,
-            "args": arguments.encode(job.args),
-            "kwargs": arguments.encode(job.kwargs),
+            "args": arguments.encode(job.args, arguments.ARGUMENTS_DEPTH),
+            "kwargs": arguments.encode(job.kwargs, arguments.ARGUMENTS_DEPTH),
             "executions": job.executions,
             "enqueued_at": _iso(job.enqueued_at),
             "scheduled_at": _iso(job.scheduled_at),
@@ -107,19 +147,19 @@ class JsonSerializer:
             raise EncodeError(f"Cannot encode {job!r}: {exc}") from exc
 
     def loads(self, raw: bytes | None) -> Envelope:
-        """Decode a message value; raise ``DecodeError`` keeping the raw bytes."""
+        """Decode a message value; raise ``DecodeError`` keeping the raw bytes (each field's type is checked)."""
         if raw is None:
             raise DecodeError("The message has no value (a tombstone); it is not a job.", raw)
         try:
             data = json.loads(raw)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise DecodeError(f"The message value is not UTF-8 JSON: {exc}", raw) from exc
+        except (ValueError, RecursionError) as exc:  # not UTF-8 JSON, or nested too deeply to parse
+            raise DecodeError(f"The message value is not UTF-8 JSON: {type(exc).__name__}: {exc}", raw) from exc
         if not isinstance(data, dict):
             raise DecodeError(f"The message value is JSON but not an object: {type(data).__name__}.", raw)
         version = data.get("v")
-        if version != ENVELOPE_VERSION:
+        if version != ENVELOPE_VERSION or isinstance(version, bool):
             raise UnsupportedEnvelopeVersion(
-                f"Envelope version {version!r} is not supported (this release reads version {ENVELOPE_VERSION}).",
+                f"Envelope version {version!r:.100} is not supported (this release reads version {ENVELOPE_VERSION}).",
                 raw,
             )
         missing = [key for key in _REQUIRED if key not in data]
@@ -127,20 +167,23 @@ class JsonSerializer:
             raise DecodeError(f"The envelope lacks the field(s) {missing}.", raw)
         if not isinstance(data["args"], list) or not isinstance(data["kwargs"], dict):
             raise DecodeError("The envelope's args must be a list and kwargs an object.", raw)
-        if not isinstance(data["job"], str) or not isinstance(data["id"], str):
-            raise DecodeError("The envelope's job and id must be strings.", raw)
+        wrong = [key for key in ("job", "id", "queue") if not isinstance(data[key], str)]
+        if wrong:
+            raise DecodeError(f"The envelope's {', '.join(wrong)} must be strings.", raw)
         executions = data.get("executions", 0)
+        if not isinstance(executions, int) or isinstance(executions, bool) or executions < 0:
+            raise DecodeError(f"The envelope's executions must be a whole number >= 0, got {executions!r:.100}.", raw)
         return Envelope(
             job=data["job"],
             job_id=data["id"],
-            queue=str(data["queue"]),
+            queue=data["queue"],
             args=data["args"],
             kwargs=data["kwargs"],
-            executions=executions if isinstance(executions, int) else 0,
+            executions=executions,
             enqueued_at=_parse_time(data, "enqueued_at", raw),
             scheduled_at=_parse_time(data, "scheduled_at", raw),
-            locale=data.get("locale"),
-            timezone=data.get("timezone"),
+            locale=_optional_text(data, "locale", raw),
+            timezone=_optional_text(data, "timezone", raw),
         )
 
 

@@ -277,3 +277,36 @@ class AtOnceSeqJob(SeqJob):
     """A SeqJob that is sent at once, even inside a transaction."""
 
     enqueue_after_commit = False
+
+
+# --- Failure paths: formatting failures, oversize dead letters, poison envelopes (failures worktree) --------
+
+
+class UnprintableError(Exception):
+    """An exception whose ``__str__`` and ``__repr__`` raise, as a buggy user exception might."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ of UnprintableError is broken")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("__repr__ of UnprintableError is broken")
+
+
+class UnprintableJob(Job):
+    """Record its run, then raise an exception that cannot be formatted."""
+
+    queue_as = "dlq0"
+
+    def perform(self, log: str) -> None:
+        record(log, event="ran", job_id=self.job_id, executions=self.executions)
+        raise UnprintableError("cannot be shown")
+
+
+class RaisingJob(Job):
+    """Record its run, then raise ``RuntimeError(message)``; ``payload`` only makes the message larger."""
+
+    queue_as = "dlq0"
+
+    def perform(self, log: str, message: str, payload: str = "") -> None:
+        record(log, event="ran", job_id=self.job_id, executions=self.executions)
+        raise RuntimeError(message)

@@ -1,55 +1,63 @@
-"""The dead letter queue: the DLQ copy of a failed message, and the tools to read and replay a DLQ topic.
+"""The dead letter queue: the DLQ copy of a failed message, writing it, and the tools to read and replay a
+DLQ topic.
 
 A DLQ message keeps the original key and value (byte for byte) and original headers, and adds
-``kj-dlq-*`` headers saying where it came from and why it failed. Replay produces it back to its source
-topic without those headers and with ``kj-replayed-from: <dlq topic>/<partition>/<offset>``.
+``kj-dlq-*`` headers saying where it came from and why it failed. A copy that can never be written (too
+large for the DLQ topic, or refused for good) becomes a *stub*: the ``kj-dlq-*`` headers and the job's
+name and id, without the value, with ``kj-dlq-stub`` saying why. Replay produces a message back to its
+source topic without those headers and with ``kj-replayed-from: <dlq topic>/<partition>/<offset>``.
 
-Replaying each message once: the consumer group ``<GROUP_ID>.dlq-replay`` keeps one committed offset per
-DLQ partition, the *replay cursor*. Everything below the cursor has been dealt with (replayed, or passed
-over by an explicit selection); everything at or above it is pending.
+Replaying each message once: the replay ledger (topic ``<dlq topic>.replays``, see ``ledger``) records
+every replay, so each DLQ message is *replayed*, *passed over* (an explicit selection went past it while
+it was pending) or *pending*.
 
-- ``replay --all`` replays every pending message and moves the cursor to the end of the partition, so a
-  second ``--all`` replays nothing.
-- ``replay --offsets 3 7`` replays those messages and moves the cursor past the highest one; pending
-  messages in between that were not selected are passed over (reported, and left out of later ``--all``).
-  An offset below the cursor is refused unless ``force`` is given.
+- ``replay --all`` replays every pending message (stubs are passed over), so a second ``--all`` replays
+  nothing.
+- ``replay --offsets 3 7`` replays those messages; pending messages before the highest one that were not
+  selected are passed over (reported, and left out of later ``--all``; they can still be selected). A
+  message replayed already is refused unless ``force`` is given.
 
-This needs nothing from the broker beyond committed offsets (commit metadata, which Tansu drops, is not
-used). The cursor is committed after the replayed messages are acknowledged, so a crash in between may
-replay them again (at least once, never lost). Two replays running at the same time are not coordinated.
-Reading a DLQ assigns its partitions directly (no group membership, no commit), so it disturbs neither
-the worker's group nor the replay cursor.
+The ledger is written after the replayed messages are acknowledged, so a crash in between may replay them
+again (at least once, never lost). Two replays running at the same time are not coordinated. Reading a DLQ
+assigns its partitions directly (no group membership, no commit), so it disturbs no consumer group.
 """
 
+from .ledger import Ledger, ReplayState, ledger_topic
 from .message import (
     HEADER_PREFIX,
     ID_HEADER,
     JOB_HEADER,
-    MAX_TRACEBACK,
     REPLAYED_FROM,
+    STUB_HEADER,
     DeadLetter,
     dead_letter_message,
     dlq_headers,
-    trimmed_traceback,
+    stub_of,
 )
-from .reader import DeadLetterTopic, read_dead_letters, replay_group
+from .reader import DeadLetterTopic, read_dead_letters
 from .replay import ReplayResult, parse_offset, replay_dead_letters, replay_message
+from .text import MAX_EXCEPTION_MESSAGE, MAX_TRACEBACK, trimmed_traceback
 
 __all__ = [
     "HEADER_PREFIX",
     "ID_HEADER",
     "JOB_HEADER",
+    "MAX_EXCEPTION_MESSAGE",
     "MAX_TRACEBACK",
     "REPLAYED_FROM",
+    "STUB_HEADER",
     "DeadLetter",
     "DeadLetterTopic",
+    "Ledger",
     "ReplayResult",
+    "ReplayState",
     "dead_letter_message",
     "dlq_headers",
+    "ledger_topic",
     "parse_offset",
     "read_dead_letters",
     "replay_dead_letters",
-    "replay_group",
     "replay_message",
+    "stub_of",
     "trimmed_traceback",
 ]

@@ -1,60 +1,54 @@
-"""The DLQ copy of a failed message: original key, value and headers plus ``kj-dlq-*`` headers, and parsing it."""
+"""The DLQ copy of a failed message (original key, value and headers plus ``kj-dlq-*`` headers), its stub
+when the copy can never be written, and parsing either back."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import json
-import traceback
 from collections.abc import Iterable
 from typing import Any
 
 from ..headers import ID_HEADER, JOB_HEADER
 from ..producer import OutgoingMessage
+from .ledger import ReplayState
+from .text import MAX_NAME, class_name, cut, exception_message, trimmed_traceback, utf8
 
 HEADER_PREFIX = "kj-dlq-"
 REPLAYED_FROM = "kj-replayed-from"
-MAX_TRACEBACK = 4000
-MAX_LINE = 500  # of one traceback line
-MAX_EXCEPTION_MESSAGE = 2000
+# On a stub: why the copy could not be written, and how large it was (key, value and headers, in bytes).
+STUB_HEADER = HEADER_PREFIX + "stub"
+ORIGINAL_BYTES_HEADER = HEADER_PREFIX + "original-bytes"
+MAX_STUB_REASON = 500  # characters
 
 
 # Writing ----------------------------------------------------------------------------------------------
 
 
-def _text(value: Any) -> bytes:
-    return str(value).encode("utf-8", "replace")
-
-
-def trimmed_traceback(exc: BaseException) -> str:
-    """Return the traceback of ``exc`` (with its causes) in at most about ``MAX_TRACEBACK`` characters.
-
-    Long lines (usually exception messages, which have a header of their own) are cut first, so the frames
-    survive; then the innermost end is kept.
-    """
-    chunks = traceback.TracebackException.from_exception(exc).format()
-    trace = "".join(c if len(c) <= MAX_LINE else c[:MAX_LINE] + "...\n" for c in chunks)
-    if len(trace) > MAX_TRACEBACK:
-        trace = "...\n" + trace[-MAX_TRACEBACK:]
-    return trace
+def _header(name: str, value: object) -> tuple[str, bytes]:
+    return HEADER_PREFIX + name, utf8(cut(str(value), MAX_NAME))
 
 
 def dead_letter_message(
     message: Any, dlq_topic: str, *, group_id: str, attempts: int, exc: BaseException
 ) -> OutgoingMessage:
-    """Build the DLQ copy of ``message`` (a confluent-kafka Message) for failure ``exc``."""
-    trace = trimmed_traceback(exc)
+    """Build the DLQ copy of ``message`` (a confluent-kafka Message) for failure ``exc``; never raises.
+
+    Whatever the exception does when formatted, the copy is built (see ``text``); the ``kj-dlq-*``
+    headers are valid UTF-8 and bounded (``DLQ_HEADER_BYTES``), so the copy is at most that much larger
+    than the original.
+    """
     headers = [(k, v) for k, v in (message.headers() or []) if not k.startswith(HEADER_PREFIX)]
     headers += [
-        (HEADER_PREFIX + "source-topic", _text(message.topic())),
-        (HEADER_PREFIX + "source-partition", _text(message.partition())),
-        (HEADER_PREFIX + "source-offset", _text(message.offset())),
-        (HEADER_PREFIX + "consumer-group", _text(group_id)),
-        (HEADER_PREFIX + "attempts", _text(attempts)),
-        (HEADER_PREFIX + "exception-class", _text(f"{type(exc).__module__}.{type(exc).__qualname__}")),
-        (HEADER_PREFIX + "exception-message", _text(str(exc))[:MAX_EXCEPTION_MESSAGE]),
-        (HEADER_PREFIX + "traceback", _text(trace)),
-        (HEADER_PREFIX + "failed-at", _text(dt.datetime.now(dt.UTC).isoformat())),
+        _header("source-topic", message.topic()),
+        _header("source-partition", message.partition()),
+        _header("source-offset", message.offset()),
+        _header("consumer-group", group_id),
+        _header("attempts", attempts),
+        _header("exception-class", class_name(exc)),
+        (HEADER_PREFIX + "exception-message", utf8(exception_message(exc))),
+        (HEADER_PREFIX + "traceback", utf8(trimmed_traceback(exc))),
+        _header("failed-at", dt.datetime.now(dt.UTC).isoformat()),
     ]
     return OutgoingMessage(
         dlq_topic,
@@ -62,6 +56,37 @@ def dead_letter_message(
         key=message.key(),
         headers=headers,
         description=f"dead letter of {message.topic()}/{message.partition()}@{message.offset()}",
+    )
+
+
+def message_bytes(message: OutgoingMessage) -> int:
+    """Return the size of ``message``'s key, value and headers (names and values), in bytes."""
+    headers = sum(len(k.encode("utf-8", "replace")) + len(v or b"") for k, v in message.headers or [])
+    return len(message.key or b"") + len(message.value) + headers
+
+
+def stub_of(copy: OutgoingMessage, reason: str) -> OutgoingMessage:
+    """Return a stub of a DLQ copy that can never be written: its ``kj-dlq-*`` headers and the job's name
+    and id, without the value, the key or the other headers, saying why (``kj-dlq-stub``).
+
+    The original stays in its source topic (``kj-dlq-source-*``) until the topic's retention removes it.
+    """
+    identity = [
+        (key, utf8(cut((value or b"").decode("utf-8", "replace"), MAX_NAME)))
+        for key, value in copy.headers or []
+        if key in (JOB_HEADER, ID_HEADER)
+    ]
+    kept = [(key, value) for key, value in copy.headers or [] if key.startswith(HEADER_PREFIX)]
+    return OutgoingMessage(
+        copy.topic,
+        b"",
+        headers=[
+            *identity,
+            *kept,
+            (STUB_HEADER, utf8(cut(reason, MAX_STUB_REASON))),
+            (ORIGINAL_BYTES_HEADER, str(message_bytes(copy)).encode()),
+        ],
+        description=f"stub {copy.description}",
     )
 
 
@@ -89,7 +114,7 @@ def _job_identity(value: bytes | None, headers: dict[str, str]) -> tuple[str | N
     name, job_id = headers.get(JOB_HEADER), headers.get(ID_HEADER)
     try:
         data = json.loads(value or b"")
-    except (UnicodeDecodeError, ValueError):
+    except (ValueError, RecursionError):  # garbage, or JSON nested too deeply to parse
         return name, job_id
     if isinstance(data, dict):
         if isinstance(data.get("job"), str):
@@ -104,7 +129,7 @@ class DeadLetter:
     """One message of a DLQ topic, with its ``kj-dlq-*`` headers and the job it carries (best effort).
 
     Fields are ``None`` where the message does not say (a garbage payload has no job name or id; a message
-    not written by kafka_jobs has no source).
+    not written by kafka_jobs has no source). ``stub`` says why the value was left out, for a stub.
     """
 
     topic: str
@@ -124,11 +149,13 @@ class DeadLetter:
     consumer_group: str | None
     attempts: int | None
     failed_at: str | None
-    replayed: bool = False  # below the replay cursor: replayed, or passed over by an explicit replay
+    stub: str | None = None
+    original_bytes: int | None = None
+    state: ReplayState = ReplayState.PENDING
 
     @classmethod
-    def from_message(cls, message: Any, cursor: int = 0) -> DeadLetter:
-        """Describe a consumed DLQ message; ``cursor`` is its partition's replay cursor."""
+    def from_message(cls, message: Any, state: ReplayState = ReplayState.PENDING) -> DeadLetter:
+        """Describe a consumed DLQ message; ``state`` is what the replay ledger says about it."""
         raw_headers = tuple((k, v or b"") for k, v in message.headers() or [])
         meta = dlq_headers(raw_headers)
         text_headers = {k: v.decode("utf-8", "replace") for k, v in raw_headers}
@@ -151,8 +178,15 @@ class DeadLetter:
             consumer_group=meta.get("consumer-group"),
             attempts=_int(meta.get("attempts")),
             failed_at=meta.get("failed-at"),
-            replayed=message.offset() < cursor,
+            stub=meta.get(STUB_HEADER[len(HEADER_PREFIX) :]),
+            original_bytes=_int(meta.get(ORIGINAL_BYTES_HEADER[len(HEADER_PREFIX) :])),
+            state=state,
         )
+
+    @property
+    def replayed(self) -> bool:
+        """True if this message was replayed (passed-over messages were not)."""
+        return self.state is ReplayState.REPLAYED
 
     @property
     def where(self) -> str:

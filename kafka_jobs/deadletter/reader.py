@@ -1,4 +1,4 @@
-"""Reading a DLQ topic to its end, without joining or disturbing any consumer group."""
+"""Reading a DLQ topic and its replay ledger, without joining or disturbing any consumer group."""
 
 from __future__ import annotations
 
@@ -7,19 +7,15 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from ..conf import KafkaJobsSettings, client_config, get_settings
 from ..exceptions import BrokerUnavailable, ConfigurationError
+from ..producer import OutgoingMessage, get_producer
+from .ledger import LEDGER_TOPIC_CONFIG, Ledger, ledger_topic
 from .message import DeadLetter
 
-REPLAY_GROUP_SUFFIX = ".dlq-replay"
 DEFAULT_READ_TIMEOUT = 30.0
-
-
-def replay_group(settings: KafkaJobsSettings) -> str:
-    """Return the consumer group that holds the replay cursors (never the worker's group)."""
-    return settings.group_id + REPLAY_GROUP_SUFFIX
 
 
 class DeadLetterTopic:
@@ -31,21 +27,25 @@ class DeadLetterTopic:
         from ..topics import existing_topics
 
         self.topic = topic
+        self.ledger_topic = ledger_topic(topic)
         self.settings = settings or get_settings()
         self.timeout = timeout
-        partitions = existing_topics(self.settings).get(topic)
+        existing = existing_topics(self.settings)
+        partitions = existing.get(topic)
         if partitions is None:
             raise ConfigurationError(
                 f"The dead letter topic {topic!r} does not exist. It is created with the routed topics "
                 "('manage.py kafkatopics create') and filled by the worker."
             )
         self.partitions = list(range(partitions))
+        self.has_ledger = self.ledger_topic in existing
+        # Assigned partitions only: it never joins a group and never commits, so no group is disturbed.
         self.consumer = Consumer(
             {
                 **self.settings.consumer,
                 **client_config(self.settings),
                 "client.id": self.settings.client_id + "-dlq",
-                "group.id": replay_group(self.settings),
+                "group.id": self.settings.group_id + ".dlq-reader",
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "enable.partition.eof": True,
@@ -63,27 +63,39 @@ class DeadLetterTopic:
         """Close the consumer (it never joined a group, so nothing is rebalanced)."""
         self.consumer.close()
 
-    def cursors(self) -> dict[int, int]:
-        """Return the replay cursor of each partition (0 if nothing was replayed yet)."""
-        wanted = [TopicPartition(self.topic, p) for p in self.partitions]
-        try:
-            committed = self.consumer.committed(wanted, timeout=self.timeout)
-        except KafkaException as exc:
-            raise BrokerUnavailable(
-                f"Could not read the replay cursors of {self.topic!r} (group {replay_group(self.settings)!r}): {exc}"
-            ) from exc
-        return {tp.partition: max(tp.offset, 0) for tp in committed}
+    def ledger(self) -> Ledger:
+        """Read the replay ledger to its end (empty if nothing was ever replayed)."""
+        if not self.has_ledger:
+            return Ledger()
+        return Ledger.fold(message.value() for message in self._read(self.ledger_topic, {0: 0}))
 
-    def read(self, start: dict[int, int]) -> Iterator[Any]:
-        """Yield the messages of the partitions in ``start`` from those offsets to the end of each.
+    def append_to_ledger(self, record: bytes) -> None:
+        """Write one record to the replay ledger (created first if it does not exist) and wait for the ack."""
+        if not self.has_ledger:
+            from ..topics import create_topic
+
+            create_topic(self.settings, self.ledger_topic, partitions=1, config=LEDGER_TOPIC_CONFIG)
+            self.has_ledger = True
+        get_producer().produce(
+            [OutgoingMessage(self.ledger_topic, record, partition=0, description=f"replay ledger of {self.topic}")],
+            sync=True,
+        )
+
+    def read(self, start: dict[int, int], stop: dict[int, int] | None = None) -> Iterator[Any]:
+        """Yield the DLQ messages of the partitions in ``start`` from those offsets to the end of each.
 
         The end is where the consumer reports end-of-partition (not the high watermark from ListOffsets,
-        which some brokers get wrong).
+        which some brokers get wrong), or the offset in ``stop`` (excluded) if it comes first: a page of a
+        large DLQ is read without reading the rest.
         """
-        if not start:
+        return self._read(self.topic, start, stop or {})
+
+    def _read(self, topic: str, start: dict[int, int], stop: dict[int, int] | None = None) -> Iterator[Any]:
+        stop = dict(stop or {})
+        pending = {p for p, offset in start.items() if offset < stop.get(p, offset + 1)}
+        if not pending:
             return
-        self.consumer.assign([TopicPartition(self.topic, p, offset) for p, offset in start.items()])
-        pending = set(start)
+        self.consumer.assign([TopicPartition(topic, p, start[p]) for p in pending])
         deadline = time.monotonic() + self.timeout
         last_error = ""
         try:
@@ -92,7 +104,7 @@ class DeadLetterTopic:
                 if left <= 0:
                     detail = f"; last error: {last_error}" if last_error else ""
                     raise BrokerUnavailable(
-                        f"Did not reach the end of the dead letter topic {self.topic!r} within {self.timeout:.0f}s "
+                        f"Did not reach the end of the topic {topic!r} within {self.timeout:.0f}s "
                         f"(partitions {sorted(pending)} still being read{detail}). Is the broker reachable?"
                     )
                 message = self.consumer.poll(min(left, 1.0))
@@ -103,27 +115,22 @@ class DeadLetterTopic:
                     if error.code() == KafkaError._PARTITION_EOF:
                         pending.discard(message.partition())
                     elif error.fatal():
-                        raise BrokerUnavailable(f"Reading the dead letter topic {self.topic!r} failed: {error.str()}")
+                        raise BrokerUnavailable(f"Reading the topic {topic!r} failed: {error.str()}")
                     else:  # the client retries by itself (e.g. a lost connection); the deadline bounds it
                         last_error = error.str()
                     continue
-                if message.partition() in pending:
-                    yield message
+                partition, offset = message.partition(), message.offset()
+                if partition not in pending or offset is None:
+                    continue
+                end = stop.get(partition)
+                if end is not None and offset >= end:
+                    pending.discard(partition)
+                    continue
+                yield message
+                if end is not None and offset + 1 >= end:
+                    pending.discard(partition)
         finally:
             self.consumer.unassign()
-
-    def commit_cursors(self, cursors: dict[int, int]) -> None:
-        """Record new replay cursors for the replay group."""
-        if not cursors:
-            return
-        offsets = [TopicPartition(self.topic, p, offset) for p, offset in cursors.items()]
-        try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            raise BrokerUnavailable(
-                f"The messages were replayed, but the replay cursor of {self.topic!r} could not be saved ({exc}): "
-                "a later replay would replay them again."
-            ) from exc
 
 
 def read_dead_letters(
@@ -140,10 +147,11 @@ def read_dead_letters(
         BrokerUnavailable: the broker could not be read within ``timeout``.
     """
     with DeadLetterTopic(topic, settings, timeout) as dlq:
-        cursors = dlq.cursors()
+        ledger = dlq.ledger()
         kept: dict[int, collections.deque[DeadLetter]] = {p: collections.deque(maxlen=limit) for p in dlq.partitions}
         for message in dlq.read(dict.fromkeys(dlq.partitions, 0)):
-            kept[message.partition()].append(DeadLetter.from_message(message, cursors.get(message.partition(), 0)))
+            state = ledger.state(message.partition(), message.offset())
+            kept[message.partition()].append(DeadLetter.from_message(message, state))
     letters = [letter for partition in kept.values() for letter in partition]
     if limit is not None and len(letters) > limit:
         letters.sort(key=lambda d: (d.failed_at or "", d.partition, d.offset))

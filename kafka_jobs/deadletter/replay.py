@@ -1,4 +1,4 @@
-"""Replaying dead letters to their source topics, each once, behind the replay cursor."""
+"""Replaying dead letters to their source topics, each once, recorded in the replay ledger."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from ..conf import KafkaJobsSettings, get_settings
 from ..exceptions import EnqueueError, ReplayRefused
 from ..producer import OutgoingMessage, get_producer
+from .ledger import Ledger, ReplayState, ledger_record
 from .message import HEADER_PREFIX, REPLAYED_FROM, DeadLetter
 from .reader import DEFAULT_READ_TIMEOUT, DeadLetterTopic
 
@@ -66,37 +67,43 @@ def replay_dead_letters(
     settings: KafkaJobsSettings | None = None,
     timeout: float = DEFAULT_READ_TIMEOUT,
 ) -> ReplayResult:
-    """Produce DLQ messages back to their source topics and advance the replay cursor.
+    """Produce DLQ messages back to their source topics and record them in the replay ledger.
 
     Args:
         offsets: ``(partition, offset)`` pairs to replay (partition ``None`` for a single-partition topic);
-            ``None`` replays every pending message.
-        force: replay selected offsets even if they are below the replay cursor (already replayed).
+            ``None`` replays every pending message. Pending messages before a selected one are passed over.
+        force: replay selected messages even if they were replayed already.
 
     Raises:
-        ReplayRefused: a selected offset is below the cursor (without ``force``), does not exist, or has no
-            source topic; nothing was replayed.
-        EnqueueError: producing failed part way; the cursor covers what was acknowledged.
+        ReplayRefused: a selected message was replayed already (without ``force``), does not exist, is a stub
+            or has no source topic; nothing was replayed.
+        EnqueueError: producing failed part way; the ledger records what was acknowledged.
     """
     from ..topics import existing_topics
 
     settings = settings or get_settings()
     result = ReplayResult(topic)
     with DeadLetterTopic(topic, settings, timeout) as dlq:
-        cursors = dlq.cursors()
+        ledger = dlq.ledger()
+        cursors = ledger.cursors(dlq.partitions)
+        through: dict[int, int] = {}  # where each partition's cursor goes once everything is replayed
+        letters: list[DeadLetter] = []
         if offsets is None:
-            letters = [DeadLetter.from_message(m, 0) for m in dlq.read(cursors)]
-            wanted: dict[int, set[int]] | None = None
+            for message in dlq.read(cursors):
+                letter = DeadLetter.from_message(message)
+                through[letter.partition] = letter.offset + 1
+                # A stub carries no message to replay: --all passes over it (and says so).
+                (result.passed_over if letter.stub is not None else letters).append(letter)
         else:
-            wanted = _selection(topic, dlq.partitions, offsets, cursors, force)
+            wanted = _selection(topic, dlq.partitions, offsets, ledger, force)
             start = {p: min(*chosen, cursors[p]) for p, chosen in wanted.items()}
-            letters = []
-            for message in dlq.read(start):
+            stop = through = {p: max(chosen) + 1 for p, chosen in wanted.items()}
+            for message in dlq.read(start, stop):
                 offset, partition = message.offset(), message.partition()
                 if offset in wanted[partition]:
-                    letters.append(DeadLetter.from_message(message, cursors[partition]))
-                elif cursors[partition] <= offset < max(wanted[partition]):
-                    result.passed_over.append(DeadLetter.from_message(message, cursors[partition]))
+                    letters.append(DeadLetter.from_message(message, ledger.state(partition, offset)))
+                elif cursors[partition] <= offset:
+                    result.passed_over.append(DeadLetter.from_message(message))
             found = {(d.partition, d.offset) for d in letters}
             missing = sorted((p, o) for p, chosen in wanted.items() for o in chosen if (p, o) not in found)
             if missing:
@@ -104,45 +111,79 @@ def replay_dead_letters(
                     f"No message at {', '.join(f'{p}:{o}' for p, o in missing)} in {topic!r}; see "
                     "'manage.py kafkadlq list'. Nothing was replayed."
                 )
-        foreign = [d.where for d in letters if d.source_topic is None]
-        if foreign:
-            raise ReplayRefused(
-                f"{', '.join(foreign)} carry no {HEADER_PREFIX}source-topic header (not written by kafka_jobs), so "
-                "their source is unknown. Select the others with --offsets. Nothing was replayed."
-            )
+        _refuse_unreplayable(letters)
         source_sizes = existing_topics(settings)
         gone = sorted({str(d.source_topic) for d in letters if d.source_topic not in source_sizes})
         if gone:
             raise ReplayRefused(f"Source topic(s) {', '.join(gone)} no longer exist. Nothing was replayed.")
-        new_cursors: dict[int, int] = {}
-        producer = get_producer()
+        result.replayed, result.cursors = _produce(dlq, letters, cursors, through, source_sizes, force)
+    return result
+
+
+def _refuse_unreplayable(letters: list[DeadLetter]) -> None:
+    """Refuse to replay stubs (they carry no message) and messages not written by kafka_jobs."""
+    stubs = [d.where for d in letters if d.stub is not None]
+    if stubs:
+        raise ReplayRefused(
+            f"{', '.join(stubs)} are stubs: the message was too large to dead-letter (or refused for good; "
+            f"{HEADER_PREFIX}stub says why), so there is nothing to replay. The original is in its source topic "
+            f"at {HEADER_PREFIX}source-offset until retention removes it. Nothing was replayed."
+        )
+    foreign = [d.where for d in letters if d.source_topic is None]
+    if foreign:
+        raise ReplayRefused(
+            f"{', '.join(foreign)} carry no {HEADER_PREFIX}source-topic header (not written by kafka_jobs), so "
+            "their source is unknown. Select the others with --offsets. Nothing was replayed."
+        )
+
+
+def _produce(
+    dlq: DeadLetterTopic,
+    letters: list[DeadLetter],
+    cursors: dict[int, int],
+    through: dict[int, int],
+    sizes: dict[str, int],
+    force: bool,
+) -> tuple[list[DeadLetter], dict[int, int]]:
+    """Replay ``letters`` in chunks, then record in the ledger what was acknowledged (also when one fails).
+
+    Once everything is acknowledged, each partition's cursor moves to ``through`` (past the messages passed
+    over); after a failure, only past the messages acknowledged. Replaying a message below the cursor
+    leaves the cursor where it is.
+    """
+    replayed: list[DeadLetter] = []
+    new_cursors: dict[int, int] = {}
+    producer = get_producer()
+    try:
         for index in range(0, len(letters), REPLAY_CHUNK):
             chunk = letters[index : index + REPLAY_CHUNK]
-            batch = [replay_message(d, source_sizes[str(d.source_topic)]) for d in chunk]
             try:
-                producer.produce(batch, sync=True)
+                producer.produce([replay_message(d, sizes[str(d.source_topic)]) for d in chunk], sync=True)
             except EnqueueError as exc:
-                dlq.commit_cursors(new_cursors)
                 raise EnqueueError(
-                    f"Replay of {topic!r} stopped at {chunk[0].where}: {exc}. {len(result.replayed)} message(s) "
+                    f"Replay of {dlq.topic!r} stopped at {chunk[0].where}: {exc}. {len(replayed)} message(s) "
                     "before it were replayed and recorded; messages of the failed batch may have been written "
                     "and would be replayed again by the next replay."
                 ) from exc
-            for letter in chunk:
-                result.replayed.append(letter)
-                new_cursors[letter.partition] = max(
-                    new_cursors.get(letter.partition, cursors[letter.partition]), letter.offset + 1
-                )
-        dlq.commit_cursors(new_cursors)
-        result.cursors = {**cursors, **new_cursors}
-    return result
+            replayed.extend(chunk)
+        new_cursors = {p: max(cursors[p], offset) for p, offset in through.items() if offset > cursors[p]}
+    finally:
+        done: dict[int, list[int]] = {}
+        for letter in replayed:
+            done.setdefault(letter.partition, []).append(letter.offset)
+            if letter.offset >= cursors[letter.partition]:
+                new_cursors[letter.partition] = max(new_cursors.get(letter.partition, 0), letter.offset + 1)
+        if done or new_cursors:
+            entry = {p: new_cursors.get(p, cursors[p]) for p in {*done, *new_cursors}}
+            dlq.append_to_ledger(ledger_record(entry, done, forced=force))
+    return replayed, {**cursors, **new_cursors}
 
 
 def _selection(
     topic: str,
     partitions: list[int],
     offsets: Iterable[tuple[int | None, int]],
-    cursors: dict[int, int],
+    ledger: Ledger,
     force: bool,
 ) -> dict[int, set[int]]:
     wanted: dict[int, set[int]] = {}
@@ -157,11 +198,12 @@ def _selection(
         wanted.setdefault(partition, set()).add(offset)
     if not wanted:
         raise ReplayRefused("No offsets selected: name the messages to replay, or replay them all.")
-    below = sorted((p, o) for p, chosen in wanted.items() for o in chosen if o < cursors[p])
-    if below and not force:
+    replayed = sorted(
+        (p, o) for p, chosen in wanted.items() for o in chosen if ledger.state(p, o) is ReplayState.REPLAYED
+    )
+    if replayed and not force:
         raise ReplayRefused(
-            f"{', '.join(f'{p}:{o}' for p, o in below)} of {topic!r} are below the replay cursor "
-            f"({', '.join(f'{p}:{cursors[p]}' for p in sorted({p for p, _ in below}))}): they were replayed "
-            "already, or passed over by an earlier replay. Use --force to replay them again. Nothing was replayed."
+            f"{', '.join(f'{p}:{o}' for p, o in replayed)} of {topic!r} were replayed already (see 'manage.py "
+            "kafkadlq list'). Use --force to replay them again. Nothing was replayed."
         )
     return wanted

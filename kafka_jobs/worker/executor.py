@@ -10,14 +10,21 @@ What happens to a failure:
 - Otherwise (no rule, or its attempts are spent) the route decides: with a dead letter queue, the message
   goes there once its retries are spent (``max_retries``; a spent ``retry_on`` counts as spent); without
   one, it is retried after the route's backoff, for as long as it fails.
-- A message that can never run (undecodable, unsupported envelope version, unregistered job, arguments
-  that cannot be loaded such as a deleted model row) goes to the dead letter queue at once, or is logged
-  at ERROR with its coordinates and skipped when the route has none.
+- A *poison* message can never run: anything that makes it undecodable (not JSON, a field of the wrong
+  type, arguments nested too deeply, an unsupported envelope version, an unregistered job, arguments that
+  cannot be loaded such as a deleted model row), whatever the exception. It goes to the dead letter queue
+  at once, or is logged at ERROR with its coordinates and skipped when the route has none. Only an error
+  that may pass (``serializer.may_pass``: the database is down) follows the route's retry policy.
 - SystemExit, KeyboardInterrupt, MemoryError: not marked, not retried, not dead-lettered; the worker stops
   (exit status 3) and the job runs again after a restart.
 
-The DLQ copy is acknowledged by the broker before the message is marked, and nothing is dead-lettered
-for a partition this worker no longer owns.
+Deciding and delivering are separate: once a message is to be dead-lettered, the decision is kept and only
+the write is retried, never the job. Building the copy cannot fail (every field has a fallback); a write
+that fails for a reason that may pass (the broker is away) is retried after a backoff; a copy the broker
+can never accept (too large) is replaced by a stub without the value (``deadletter.stub_of``), logged at
+ERROR; if not even the stub can be written, the message is logged at ERROR and skipped. The dead letter
+is acknowledged by the broker before the message is marked, and nothing is dead-lettered for a partition
+this worker no longer owns.
 """
 
 from __future__ import annotations
@@ -35,22 +42,22 @@ from django.dispatch import Signal
 from .. import signals
 from ..clock import seconds_until
 from ..conf import Backoff, KafkaJobsSettings
-from ..deadletter import dead_letter_message
-from ..exceptions import DecodeError, EnqueueError, JobNotRegistered
+from ..deadletter import dead_letter_message, stub_of
+from ..deadletter.text import class_name, exception_message, safe_repr
+from ..deadletter.writer import DeadLetterProducer, DeadLetterWriteFailed
 from ..execution import run_job, worker_thread_context
 from ..headers import ID_HEADER, JOB_HEADER
 from ..job import Job, MessageInfo
-from ..producer import get_producer
-from ..retry import Action
-from ..routing import Route
-from ..serializer import Envelope, get_serializer
+from ..producer import OutgoingMessage
+from ..retry import Action, Decision
+from ..routing import Route, get_routes
+from ..serializer import Envelope, get_serializer, may_pass
+from ..topics import dead_letter_producer_limit
 
 logger = logging.getLogger("kafka_jobs.worker")
 
 # Errors a job may not survive in-process: never retried, never dead-lettered; the worker stops.
 CRITICAL = (SystemExit, KeyboardInterrupt, MemoryError, GeneratorExit)
-# Errors that say the message itself is bad: it can never run, however often it is retried.
-POISON = (DecodeError, JobNotRegistered)
 
 
 class Verdict(enum.Enum):
@@ -138,19 +145,43 @@ def _report_failure(job: Job, exc: BaseException, *, will_retry: bool) -> None:
     )
 
 
+@dataclasses.dataclass(eq=False)
+class PendingDeadLetter:
+    """A message whose fate is decided (dead letter) but whose dead letter is not written yet.
+
+    Kept until the write succeeds, so a retry repeats the write and never the job.
+    """
+
+    job: Job | None
+    error: BaseException
+    attempts: int
+    letter: OutgoingMessage | None = None  # built on the first write attempt
+    stub: bool = False  # the copy was refused for good; ``letter`` is its stub
+    failed_writes: int = 0
+
+
 class Executor:
     """Runs messages of routed topics for one worker process."""
 
     def __init__(self, settings: KafkaJobsSettings) -> None:
         self.settings = settings
         self.serializer = get_serializer()
-        # Messages whose retries are spent but whose DLQ produce failed: only the produce is retried.
-        self._undelivered: dict[tuple[str, int, int], tuple[Job | None, BaseException, int]] = {}
+        self._pending: dict[tuple[str, int, int], PendingDeadLetter] = {}
         self._lock = threading.Lock()
+        self._dead_letter_producer: DeadLetterProducer | None = None
 
     def backoff_for(self, route: Route) -> Backoff:
         """Return the route's backoff, or the global one."""
         return route.backoff or self.settings.backoff
+
+    @property
+    def dead_letter_producer(self) -> DeadLetterProducer:
+        """The producer for dead letters, made on first use (most workers never write one)."""
+        with self._lock:
+            if self._dead_letter_producer is None:
+                limit = dead_letter_producer_limit(self.settings, get_routes())
+                self._dead_letter_producer = DeadLetterProducer(self.settings, limit)
+            return self._dead_letter_producer
 
     def process(
         self,
@@ -168,7 +199,12 @@ class Executor:
         Never raises: whatever goes wrong becomes an outcome, so a job thread cannot die.
         """
         attempt = failures + 1
+        key = (message.topic(), message.partition(), message.offset())
         try:
+            with self._lock:
+                pending = self._pending.get(key)
+            if pending is not None:  # the job ran and its fate is decided: only its dead letter is left to write
+                return self._deliver(message, route, key, pending, owned)
             return self._process(message, route, attempt, owned, envelope)
         except CRITICAL as exc:  # outside the job itself, e.g. MemoryError while decoding
             logger.critical(
@@ -179,34 +215,31 @@ class Executor:
             return Outcome(Verdict.CRITICAL, error=exc)
         except Exception as exc:  # a bug here, never the job's: keep the message and try again later
             delay = self.backoff_for(route).delay(attempt)
+            with self._lock:
+                decided = key in self._pending
             logger.exception(
-                "%s: internal error while handling the message (%r); retrying in %.2fs",
+                "%s: internal error while handling the message (%s); retrying %s in %.2fs",
                 describe(message, None, attempt),
-                exc,
+                safe_repr(exc),
+                "its dead letter (not the job)" if decided else "it",
                 delay,
             )
-            return Outcome(Verdict.RETRY, delay=delay, error=exc)
+            return Outcome(Verdict.RETRY, delay=delay, counts_as_failure=not decided, error=exc)
 
     def _process(
-        self, message: Any, route: Route, attempt: int, owned: Callable[[], bool], envelope: Envelope | None
+        self, message: Any, route: Route, attempt: int, owned: Callable[[], bool], envelope: Envelope | None = None
     ) -> Outcome:
-        key = (message.topic(), message.partition(), message.offset())
-        with self._lock:
-            undelivered = self._undelivered.pop(key, None)
-        if undelivered is not None:
-            job, exc, attempts = undelivered
-            return self._dead_letter(message, route, job, exc, attempts, owned)
         close_old_connections()  # loading model arguments queries the database
         try:
-            envelope = envelope if envelope is not None else self.serializer.loads(message.value())
-        except Exception as exc:  # the serializer is given only the bytes: they will never decode
-            return self._poison(message, route, exc, owned)
-        try:
+            if envelope is None:
+                envelope = self.serializer.loads(message.value())
             job = envelope.to_job()
-        except POISON as exc:  # unregistered job, malformed or unloadable arguments (a deleted row)
-            return self._poison(message, route, exc, owned)
-        except Exception as exc:  # e.g. the database is down: that may pass, so the route's policy applies
-            return self._unloadable(message, route, exc, attempt, owned)
+        except CRITICAL:
+            raise
+        except Exception as exc:
+            if may_pass(exc):  # e.g. the database is down: the route's policy applies
+                return self._unloadable(message, route, exc, attempt, owned)
+            return self._poison(message, route, exc, owned)  # whatever it is, this message can never run
         wait = seconds_until(job.scheduled_at)
         if wait > 0:
             return Outcome(Verdict.RETRY, delay=wait, counts_as_failure=False)
@@ -236,13 +269,29 @@ class Executor:
             logger.info("%s succeeded in %.3fs", subject, job.last_duration or 0.0, extra=subject.extra)
         return Outcome(Verdict.DONE)
 
+    def _decide(self, subject: Subject, job: Job, exc: Exception, attempt: int) -> Decision:
+        """Ask the job's rules; a rule that raises (a ``wait`` callable, say) leaves it to the route."""
+        try:
+            return job.retry_policy.decide(exc, attempt)
+        except Exception as bug:
+            logger.exception(
+                "%s: the retry_on/discard_on rules of %s raised %s; the route's policy decides instead",
+                subject,
+                class_name(job),
+                safe_repr(bug),
+                extra=subject.extra,
+            )
+            return Decision(Action.ESCALATE)
+
     def _failed(self, message: Any, route: Route, job: Job, exc: Exception, owned: Callable[[], bool]) -> Outcome:
         attempt = job.executions
         subject = Subject.of(message, job, attempt)
-        decision = job.retry_policy.decide(exc, attempt)
+        decision = self._decide(subject, job, exc, attempt)
         if decision.action is Action.DISCARD:
             _report_failure(job, exc, will_retry=False)
-            logger.warning("%s failed with %r and was discarded (discard_on)", subject, exc, extra=subject.extra)
+            logger.warning(
+                "%s failed with %s and was discarded (discard_on)", subject, safe_repr(exc), extra=subject.extra
+            )
             _send(signals.job_discarded, type(job), job=job, message=job.message, exception=exc)
             return Outcome(Verdict.DONE, error=exc)
         if decision.action is Action.RETRY:
@@ -250,18 +299,26 @@ class Executor:
         dlq = route.dead_letter_queue
         retries_spent = decision.rule is not None or (dlq is not None and attempt > dlq.max_retries)
         if dlq is not None and retries_spent:
-            _report_failure(job, exc, will_retry=False)
             spent = "retry_on attempts" if decision.rule is not None else f"max_retries={dlq.max_retries}"
-            logger.error(
-                "%s failed with %r; retries spent (%s)", subject, exc, spent, exc_info=exc, extra=subject.extra
+            return self._dead_letter(
+                message,
+                route,
+                PendingDeadLetter(job, exc, attempt),
+                owned,
+                ("%s failed with %s; retries spent (%s)", subject, safe_repr(exc), spent),
             )
-            return self._dead_letter(message, route, job, exc, attempt, owned)
         return self._retry(subject, job, exc, self.backoff_for(route).delay(attempt), "backoff")
 
     def _retry(self, subject: Subject, job: Job, exc: Exception, delay: float, why: str) -> Outcome:
         _report_failure(job, exc, will_retry=True)
         logger.warning(
-            "%s failed with %r; retrying in %.2fs (%s)", subject, exc, delay, why, exc_info=exc, extra=subject.extra
+            "%s failed with %s; retrying in %.2fs (%s)",
+            subject,
+            safe_repr(exc),
+            delay,
+            why,
+            exc_info=exc,
+            extra=subject.extra,
         )
         _send(signals.job_retried, type(job), job=job, message=job.message, exception=exc, delay=delay)
         return Outcome(Verdict.RETRY, delay=delay, error=exc)
@@ -273,15 +330,18 @@ class Executor:
         subject = Subject.of(message, None, attempt)
         dlq = route.dead_letter_queue
         if dlq is not None and attempt > dlq.max_retries:
-            logger.error(
-                "%s: loading the job failed with %r; retries spent", subject, exc, exc_info=exc, extra=subject.extra
+            return self._dead_letter(
+                message,
+                route,
+                PendingDeadLetter(None, exc, attempt),
+                owned,
+                ("%s: loading the job failed with %s; retries spent", subject, safe_repr(exc)),
             )
-            return self._dead_letter(message, route, None, exc, attempt, owned)
         delay = self.backoff_for(route).delay(attempt)
         logger.warning(
-            "%s: loading the job failed with %r; retrying in %.2fs (backoff)",
+            "%s: loading the job failed with %s; retrying in %.2fs (backoff)",
             subject,
-            exc,
+            safe_repr(exc),
             delay,
             exc_info=exc,
             extra=subject.extra,
@@ -291,22 +351,21 @@ class Executor:
     def _poison(self, message: Any, route: Route, exc: Exception, owned: Callable[[], bool]) -> Outcome:
         """A message that can never succeed: dead-letter it at once, or log it for an operator and move on."""
         subject = Subject.of(message, None, 1)
+        reason = f"{class_name(exc).rpartition('.')[2]}: {exception_message(exc)}"
         if route.dead_letter_queue is not None:
-            logger.error(
-                "%s cannot be run (%s: %s); sending it to the dead letter queue without retrying",
-                subject,
-                type(exc).__name__,
-                exc,
-                extra=subject.extra,
+            return self._dead_letter(
+                message,
+                route,
+                PendingDeadLetter(None, exc, 1),
+                owned,
+                ("%s cannot be run (%s); sending it to the dead letter queue without retrying", subject, reason),
             )
-            return self._dead_letter(message, route, None, exc, 1, owned)
         raw = message.value()
         logger.error(
-            "%s cannot be run and is SKIPPED (%s: %s). The route has no dead_letter_queue; the message stays "
+            "%s cannot be run and is SKIPPED (%s). The route has no dead_letter_queue; the message stays "
             "in the topic at this offset for inspection. key=%r value[:500]=%r",
             subject,
-            type(exc).__name__,
-            exc,
+            reason,
             message.key(),
             raw[:500] if raw else raw,
             extra=subject.extra,
@@ -318,53 +377,125 @@ class Executor:
         self,
         message: Any,
         route: Route,
-        job: Job | None,
-        exc: BaseException,
-        attempts: int,
+        pending: PendingDeadLetter,
+        owned: Callable[[], bool],
+        why: tuple[Any, ...],
+    ) -> Outcome:
+        """Record the decision to dead-letter ``message`` (logging ``why``), then write the dead letter."""
+        subject = Subject.of(message, pending.job, pending.attempts)
+        key = (message.topic(), message.partition(), message.offset())
+        with self._lock:
+            self._pending[key] = pending
+        if pending.job is not None:
+            _report_failure(pending.job, pending.error, will_retry=False)
+        logger.error(*why, exc_info=pending.error, extra=subject.extra)
+        return self._deliver(message, route, key, pending, owned)
+
+    def _deliver(
+        self,
+        message: Any,
+        route: Route,
+        key: tuple[str, int, int],
+        pending: PendingDeadLetter,
         owned: Callable[[], bool],
     ) -> Outcome:
+        """Write the dead letter of a decided message; on failure retry the write, never the job."""
         dlq = route.dead_letter_queue
         assert dlq is not None
-        subject = Subject.of(message, job, attempts)
+        subject = Subject.of(message, pending.job, pending.attempts)
         if not owned():
+            with self._lock:
+                self._pending.pop(key, None)
             logger.warning(
                 "%s: partition no longer owned; not dead-lettering it (its new owner decides)",
                 subject,
                 extra=subject.extra,
             )
-            return Outcome(Verdict.RETRY, delay=0.0, counts_as_failure=False, error=exc)
+            return Outcome(Verdict.RETRY, delay=0.0, counts_as_failure=False, error=pending.error)
         try:
-            get_producer().produce(
-                [dead_letter_message(message, dlq.topic, group_id=self.settings.group_id, attempts=attempts, exc=exc)],
-                sync=True,
-            )
-        except EnqueueError as produce_error:
-            delay = self.backoff_for(route).delay(attempts)
-            with self._lock:
-                self._undelivered[(message.topic(), message.partition(), message.offset())] = (job, exc, attempts)
-            logger.error(
-                "%s: could not write to the dead letter queue %s (%s); the message is not marked, the write is "
-                "retried in %.2fs",
-                subject,
-                dlq.topic,
-                produce_error,
-                delay,
-                extra=subject.extra,
-            )
-            return Outcome(Verdict.RETRY, delay=delay, counts_as_failure=False, error=exc)
+            if pending.letter is None:
+                pending.letter = dead_letter_message(
+                    message, dlq.topic, group_id=self.settings.group_id, attempts=pending.attempts, exc=pending.error
+                )
+            self.dead_letter_producer.send(pending.letter)
+        except DeadLetterWriteFailed as failure:
+            if failure.permanent:
+                return self._refused(message, route, key, pending, failure, owned)
+            return self._write_later(subject, route, pending, str(failure))
+        except Exception as bug:  # a bug in kafka_jobs: loud, and still never a re-run of the job
+            logger.exception("%s: writing the dead letter failed unexpectedly", subject, extra=subject.extra)
+            return self._write_later(subject, route, pending, safe_repr(bug))
+        with self._lock:
+            self._pending.pop(key, None)
         logger.error(
-            "%s moved to the dead letter queue %s after %d attempt(s)",
+            "%s moved to the dead letter queue %s after %d attempt(s)%s",
             subject,
             dlq.topic,
-            attempts,
+            pending.attempts,
+            " as a stub (without its value)" if pending.stub else "",
             extra=subject.extra,
         )
         _send(
             signals.job_dead_lettered,
-            type(job) if job is not None else Job,
-            job=job,
+            type(pending.job) if pending.job is not None else Job,
+            job=pending.job,
             message=_info(message),
-            exception=exc,
+            exception=pending.error,
             dlq_topic=dlq.topic,
         )
-        return Outcome(Verdict.DONE, error=exc)
+        return Outcome(Verdict.DONE, error=pending.error)
+
+    def _write_later(self, subject: Subject, route: Route, pending: PendingDeadLetter, why: str) -> Outcome:
+        pending.failed_writes += 1
+        delay = self.backoff_for(route).delay(pending.failed_writes)
+        logger.error(
+            "%s: could not write the dead letter (%s); the message is not marked, the write (not the job) is "
+            "retried in %.2fs",
+            subject,
+            why,
+            delay,
+            extra=subject.extra,
+        )
+        return Outcome(Verdict.RETRY, delay=delay, counts_as_failure=False, error=pending.error)
+
+    def _refused(
+        self,
+        message: Any,
+        route: Route,
+        key: tuple[str, int, int],
+        pending: PendingDeadLetter,
+        failure: DeadLetterWriteFailed,
+        owned: Callable[[], bool],
+    ) -> Outcome:
+        """The broker (or client) refuses this dead letter for good: write a stub, or give up on a stub."""
+        subject = Subject.of(message, pending.job, pending.attempts)
+        where = f"{message.topic()}/{message.partition()}@{message.offset()}"
+        if not pending.stub and pending.letter is not None:
+            logger.error(
+                "%s: the dead letter can never be written (%s); writing a STUB instead: its kj-dlq-* headers "
+                "without the value, which stays in %s until the topic's retention removes it",
+                subject,
+                failure,
+                where,
+                extra=subject.extra,
+            )
+            pending.letter, pending.stub = stub_of(pending.letter, str(failure)), True
+            return self._deliver(message, route, key, pending, owned)
+        with self._lock:
+            self._pending.pop(key, None)
+        logger.error(
+            "%s is SKIPPED without a dead letter: not even a stub can be written (%s). The message stays in %s "
+            "until the topic's retention removes it.",
+            subject,
+            failure,
+            where,
+            extra=subject.extra,
+        )
+        _send(
+            signals.job_discarded,
+            type(pending.job) if pending.job else Job,
+            job=pending.job,
+            message=_info(message),
+            exception=pending.error,
+        )
+        return Outcome(Verdict.DONE, error=pending.error)

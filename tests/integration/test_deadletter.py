@@ -53,10 +53,12 @@ def test_list_shows_each_dead_letter_with_its_job_error_and_source_and_garbage_t
     assert second.value == b"\x00garbage"
 
     lines = output.splitlines()
-    assert lines[0] == f"{kafka_env.topic('dlq0.dead')} (queue dlq0): 2 message(s) shown, 2 not replayed"
-    assert f"0:0  pending   {first.failed_at}  tests.jobs.FailingJob id={job.job_id}  from {source}/0@0" in lines[1]
+    assert lines[0] == (
+        f"{kafka_env.topic('dlq0.dead')} (queue dlq0): 2 message(s) shown: 0 replayed, 0 passed over, 2 pending"
+    )
+    assert f"0:0  pending      {first.failed_at}  tests.jobs.FailingJob id={job.job_id}  from {source}/0@0" in lines[1]
     assert "attempts=1  builtins.RuntimeError: planned failure 1 of 99" in lines[1]
-    assert f"0:1  pending   {second.failed_at}  (undecodable) id=?  from {source}/0@1" in lines[2]
+    assert f"0:1  pending      {second.failed_at}  (undecodable) id=?  from {source}/0@1" in lines[2]
     assert "kafka_jobs.exceptions.DecodeError" in lines[2]
     assert latest.splitlines()[1:] == [lines[2]]  # the most recent one
     # Reading took nothing from the worker's group, and committed nothing anywhere.
@@ -88,7 +90,7 @@ def test_replay_runs_a_dead_lettered_job_once(kafka_env: KafkaEnv) -> None:
 
     again = kafkadlq("replay", "--queue", "dlq0", "--all")
     assert "0 message(s) replayed" in again
-    with pytest.raises(CommandError, match=r"below the replay cursor .* --force"):
+    with pytest.raises(CommandError, match=r"were replayed already .* --force"):
         kafkadlq("replay", "--queue", "dlq0", "--offsets", "0")
     assert len(read_topic(kafka_env.bootstrap, kafka_env.topic("dlq0"))) == 2  # nothing more was produced
     assert "replayed" in kafkadlq("list", "--queue", "dlq0").splitlines()[1]
@@ -99,7 +101,9 @@ def test_replay_runs_a_dead_lettered_job_once(kafka_env: KafkaEnv) -> None:
     assert len(dead_letters(kafka_env, "dlq0")) == 1
 
 
-def test_replay_of_selected_offsets_passes_over_the_others_and_force_replays_again(kafka_env: KafkaEnv) -> None:
+def test_replay_of_selected_offsets_passes_over_the_others_which_stay_selectable_and_force_replays_again(
+    kafka_env: KafkaEnv,
+) -> None:
     log = kafka_env.log_file()
     jobs = [FailingJob.set(queue="dlq0").perform_later(log, 1, tag=str(i)) for i in range(3)]
     worker = run_burst(kafka_env, "dlq0")
@@ -108,15 +112,47 @@ def test_replay_of_selected_offsets_passes_over_the_others_and_force_replays_aga
 
     selected = kafkadlq("replay", "--queue", "dlq0", "--offsets", "1")
     rest = kafkadlq("replay", "--queue", "dlq0", "--all")
-    with pytest.raises(CommandError, match="below the replay cursor"):
+    with pytest.raises(CommandError, match=r"0:1 .* were replayed already"):
+        kafkadlq("replay", "--queue", "dlq0", "--offsets", "1")
+    passed_over = kafkadlq("replay", "--queue", "dlq0", "--offsets", "0")  # never replayed: no --force needed
+    with pytest.raises(CommandError, match=r"0:0 .* were replayed already"):
         kafkadlq("replay", "--queue", "dlq0", "--offsets", "0")
-    forced = kafkadlq("replay", "--queue", "dlq0", "--offsets", "0", "--force")
+    forced = kafkadlq("replay", "--queue", "dlq0", "--offsets", "2", "--force")
     with pytest.raises(CommandError, match="No message at 0:9"):
         kafkadlq("replay", "--queue", "dlq0", "--offsets", "9")
 
     assert "replayed 0:1 ->" in selected and "passed over (not replayed, and no longer pending): 0:0" in selected
     assert "replayed 0:2 ->" in rest and "1 message(s) replayed" in rest
-    assert "replayed 0:0 ->" in forced
+    assert "replayed 0:0 ->" in passed_over
+    assert "replayed 0:2 ->" in forced
     worker = run_burst(kafka_env, "dlq0")
     assert worker.proc.returncode == 0, worker.output()
-    assert [len(runs_of(log, job.job_id)) for job in jobs] == [2, 2, 2]  # each replayed exactly once
+    assert [len(runs_of(log, job.job_id)) for job in jobs] == [2, 2, 3]  # once each, and once more when forced
+
+
+def list_states(queue: str) -> dict[str, str]:
+    """Return ``PARTITION:OFFSET -> state`` as ``kafkadlq list`` shows them."""
+    rows = [line.split() for line in kafkadlq("list", "--queue", queue).splitlines()[1:]]
+    return {row[0]: row[1] if row[1] != "passed" else "passed over" for row in rows}
+
+
+def test_list_tells_replayed_passed_over_and_pending_apart(kafka_env: KafkaEnv) -> None:
+    log = kafka_env.log_file()
+    for i in range(4):
+        FailingJob.set(queue="dlq0").perform_later(log, 1, tag=str(i))
+    worker = run_burst(kafka_env, "dlq0")
+    assert worker.proc.returncode == 0, worker.output()
+    assert len(dead_letters(kafka_env, "dlq0")) == 4
+
+    kafkadlq("replay", "--queue", "dlq0", "--offsets", "2")  # replays 0:2, passes over 0:0 and 0:1
+    after_selection = list_states("dlq0")
+    kafkadlq("replay", "--queue", "dlq0", "--offsets", "0", "--force")
+    after_force = list_states("dlq0")
+    summary = kafkadlq("list", "--queue", "dlq0").splitlines()[0]
+    kafkadlq("replay", "--queue", "dlq0", "--all")
+    after_all = list_states("dlq0")
+
+    assert after_selection == {"0:0": "passed over", "0:1": "passed over", "0:2": "replayed", "0:3": "pending"}
+    assert after_force == {"0:0": "replayed", "0:1": "passed over", "0:2": "replayed", "0:3": "pending"}
+    assert summary.endswith("4 message(s) shown: 2 replayed, 1 passed over, 1 pending")
+    assert after_all == {"0:0": "replayed", "0:1": "passed over", "0:2": "replayed", "0:3": "replayed"}

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kafka_jobs.arguments import TAG, decode, encode
+from kafka_jobs.arguments import MAX_DEPTH, TAG, decode, encode
 from kafka_jobs.exceptions import ArgumentLoadError, DecodeError, EncodeError
 from tests.models import Widget
 
@@ -219,3 +219,47 @@ def test_unknown_model_raises_argument_load_error() -> None:
 
 def test_argument_load_error_is_a_decode_error() -> None:
     assert issubclass(ArgumentLoadError, DecodeError)
+
+
+# Nesting depth -------------------------------------------------------------------------------------------
+
+
+def nested(depth: int, leaf: Any = 1, kind: str = "list") -> Any:
+    value = leaf
+    for _ in range(depth):
+        value = [value] if kind == "list" else (value,) if kind == "tuple" else {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("kind", ["list", "tuple", "dict"])
+def test_arguments_nested_up_to_the_limit_round_trip_and_deeper_ones_are_refused(kind: str) -> None:
+    deepest = nested(MAX_DEPTH, dt.datetime(2024, 1, 2, 3, 4), kind)  # a tagged leaf at the deepest level
+
+    assert roundtrip(deepest) == deepest
+    with pytest.raises(EncodeError, match=f"at most {MAX_DEPTH} deep"):
+        encode(nested(MAX_DEPTH + 1, 1, kind))
+    with pytest.raises(EncodeError, match=f"at most {MAX_DEPTH} deep"):
+        encode(nested(5000, 1, kind))  # no RecursionError
+
+
+def test_a_container_that_contains_itself_is_an_encode_error() -> None:
+    cyclic: dict[str, Any] = {}
+    cyclic["self"] = cyclic
+
+    with pytest.raises(EncodeError, match="contains itself"):
+        encode(cyclic)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        nested(MAX_DEPTH + 1),
+        nested(MAX_DEPTH + 1, kind="dict"),
+        json.loads(json.dumps(encode(nested(MAX_DEPTH, kind="tuple"))).replace('"v": [1]', '"v": [[1]]')),
+        nested(800),
+    ],
+    ids=["list", "dict", "tagged-tuple", "800-deep"],
+)
+def test_arguments_nested_too_deeply_are_a_decode_error(value: Any) -> None:
+    with pytest.raises(DecodeError, match=f"at most {MAX_DEPTH} deep"):
+        decode(value)

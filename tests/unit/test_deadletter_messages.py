@@ -1,26 +1,33 @@
-"""Dead letter messages without a broker: the DLQ copy, reading it back best-effort, the replay copy, and
-the replay selection rules of ``kafkadlq``."""
+"""Dead letter messages without a broker: the DLQ copy (whatever the failure does when formatted), its stub,
+reading it back best-effort, the replay copy, the replay ledger and the selection rules of ``kafkadlq``."""
 
 from __future__ import annotations
 
 import json
+import traceback
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from kafka_jobs.deadletter import (
+    MAX_EXCEPTION_MESSAGE,
     MAX_TRACEBACK,
     REPLAYED_FROM,
     DeadLetter,
+    Ledger,
+    ReplayState,
     dead_letter_message,
     dlq_headers,
     parse_offset,
     replay_message,
+    stub_of,
     trimmed_traceback,
 )
+from kafka_jobs.deadletter.ledger import ledger_record
 from kafka_jobs.deadletter.replay import _selection
 from kafka_jobs.exceptions import ReplayRefused
+from kafka_jobs.topics import DLQ_HEADROOM
 
 
 class FakeMessage:
@@ -105,22 +112,25 @@ def test_a_long_traceback_keeps_its_innermost_end() -> None:
 def test_a_dead_letter_reads_back_with_its_job_error_and_source() -> None:
     envelope = json.dumps({"v": 1, "job": "app.Job", "id": "id-9", "queue": "q", "args": [], "kwargs": {}})
 
-    letter = DeadLetter.from_message(dead_copy(envelope.encode()), cursor=6)
+    letter = DeadLetter.from_message(dead_copy(envelope.encode()), ReplayState.REPLAYED)
 
     assert (letter.job_name, letter.job_id) == ("app.Job", "id-9")
     assert (letter.source_topic, letter.source_partition, letter.source_offset) == ("src", 3, 17)
     assert letter.source == "src/3@17" and letter.where == "dlq/0@5"
     assert letter.attempts == 4 and letter.consumer_group == "workers" and letter.failed_at
     assert letter.error.startswith("builtins.ValueError: bad input")
-    assert letter.replayed  # offset 5 is below the cursor 6
+    assert letter.replayed and letter.stub is None
 
 
 def test_garbage_and_foreign_messages_are_still_listed() -> None:
-    garbage = DeadLetter.from_message(dead_copy(b"\x00\xff", [("kj-job", b"app.Old"), ("kj-id", b"i-1")]), cursor=0)
-    foreign = DeadLetter.from_message(FakeMessage(None, None, None, ("dlq", 0, 8)), cursor=0)
+    garbage = DeadLetter.from_message(dead_copy(b"\x00\xff", [("kj-job", b"app.Old"), ("kj-id", b"i-1")]))
+    foreign = DeadLetter.from_message(FakeMessage(None, None, None, ("dlq", 0, 8)), ReplayState.PASSED_OVER)
+    deep = DeadLetter.from_message(dead_copy(b"[" * 100_000 + b"]" * 100_000, [("kj-id", b"i-2")]))
 
     assert (garbage.job_name, garbage.job_id, garbage.value) == ("app.Old", "i-1", b"\x00\xff")  # from the headers
-    assert not garbage.replayed
+    assert not garbage.replayed and garbage.state is ReplayState.PENDING
+    assert not foreign.replayed  # passed over is not replayed
+    assert deep.job_id == "i-2"  # JSON too deep to parse is garbage like any other
     assert (foreign.job_name, foreign.source, foreign.error, foreign.attempts) == (None, None, "?", None)
 
 
@@ -152,20 +162,53 @@ def test_malformed_offsets_are_refused(text: str) -> None:
         parse_offset(text)
 
 
-def test_an_offset_below_the_replay_cursor_is_refused_unless_forced() -> None:
-    with pytest.raises(ReplayRefused, match=r"0:2 of 'dlq' are below the replay cursor \(0:5\).*--force"):
-        _selection("dlq", [0], [(None, 2), (None, 7)], {0: 5}, force=False)
+def ledger(*records: bytes) -> Ledger:
+    return Ledger.fold(records)
 
-    assert _selection("dlq", [0], [(None, 2), (None, 7)], {0: 5}, force=True) == {0: {2, 7}}
+
+def test_a_message_replayed_already_is_refused_unless_forced_but_a_passed_over_one_may_be_selected() -> None:
+    book = ledger(ledger_record({0: 5}, {0: [3]}, forced=False))  # 0..2 and 4 passed over, 3 replayed
+
+    with pytest.raises(ReplayRefused, match=r"0:3 of 'dlq' were replayed already .*--force"):
+        _selection("dlq", [0], [(None, 2), (None, 3), (None, 7)], book, force=False)
+
+    assert _selection("dlq", [0], [(None, 2), (None, 7)], book, force=False) == {0: {2, 7}}
+    assert _selection("dlq", [0], [(None, 3)], book, force=True) == {0: {3}}
 
 
 def test_a_multi_partition_dlq_needs_partition_colon_offset() -> None:
     with pytest.raises(ReplayRefused, match="name messages as PARTITION:OFFSET"):
-        _selection("dlq", [0, 1], [(None, 2)], {0: 0, 1: 0}, force=False)
+        _selection("dlq", [0, 1], [(None, 2)], Ledger(), force=False)
     with pytest.raises(ReplayRefused, match="has no partition 4"):
-        _selection("dlq", [0, 1], [(4, 2)], {0: 0, 1: 0}, force=False)
+        _selection("dlq", [0, 1], [(4, 2)], Ledger(), force=False)
 
-    assert _selection("dlq", [0, 1], [(1, 2), (0, 0)], {0: 0, 1: 0}, force=False) == {0: {0}, 1: {2}}
+    assert _selection("dlq", [0, 1], [(1, 2), (0, 0)], Ledger(), force=False) == {0: {0}, 1: {2}}
+
+
+def test_the_ledger_tells_replayed_passed_over_and_pending_apart() -> None:
+    book = ledger(
+        ledger_record({0: 4}, {0: [3]}, forced=False),  # --offsets 3: 0..2 passed over
+        ledger_record({0: 4}, {0: [1]}, forced=False),  # --offsets 1 (passed over, so no --force needed)
+        ledger_record({0: 9, 1: 2}, {0: range(4, 9), 1: [0, 1]}, forced=False),  # --all
+        ledger_record({0: 9}, {0: [3]}, forced=True),  # --offsets 3 --force: no change of state
+        b"not json",  # damaged or foreign records are skipped
+        json.dumps({"v": 99, "partitions": {"0": {"cursor": 100, "replayed": []}}}).encode(),  # a later release's
+    )
+
+    states = {o: book.state(0, o).value for o in range(11)}
+
+    assert states == {
+        0: "passed over",
+        1: "replayed",
+        2: "passed over",
+        **{o: "replayed" for o in range(3, 9)},
+        9: "pending",
+        10: "pending",
+    }
+    assert book.partition(0).replayed == [(1, 2), (3, 9)]  # merged ranges: the ledger stays small
+    assert book.cursors([0, 1, 2]) == {0: 9, 1: 2, 2: 0}
+    assert book.state(1, 1) is ReplayState.REPLAYED and book.state(2, 0) is ReplayState.PENDING
+    assert book.entries == 4
 
 
 def test_kafkadlq_validates_its_arguments_before_touching_kafka() -> None:
@@ -180,3 +223,93 @@ def test_kafkadlq_validates_its_arguments_before_touching_kafka() -> None:
             call_command("kafkadlq", "list", "--queue", "single")
         with pytest.raises(CommandError, match="not routed"):
             call_command("kafkadlq", "list", "--queue", "nope")
+
+
+# --- Building the copy whatever the failure does; bounded, valid UTF-8 headers; the stub --------------------
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+class StrOnlyBroken(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+
+def raised(exc: BaseException) -> BaseException:
+    try:
+        raise exc
+    except BaseException as caught:
+        return caught
+
+
+def copy_headers(exc: BaseException, group_id: str = "workers", **message: object) -> dict[str, bytes]:
+    out = dead_letter_message(FakeMessage(b"v", **message), "dlq", group_id=group_id, attempts=1, exc=exc)  # type: ignore[arg-type]
+    return dict(out.headers or [])
+
+
+def test_an_exception_whose_str_raises_falls_back_to_its_repr_then_its_class() -> None:
+    str_broken = copy_headers(raised(StrOnlyBroken("detail")))
+    both_broken = copy_headers(raised(Unprintable()))
+
+    assert str_broken["kj-dlq-exception-message"] == b"<str() failed> StrOnlyBroken('detail')"
+    name = "tests.unit.test_deadletter_messages.Unprintable"
+    assert both_broken["kj-dlq-exception-class"] == name.encode()
+    assert both_broken["kj-dlq-exception-message"] == f"<{name}: str() and repr() failed>".encode()
+    assert b"in raised" in both_broken["kj-dlq-traceback"]
+
+
+def test_a_traceback_that_cannot_be_formatted_falls_back_to_its_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("formatting bug")
+
+    monkeypatch.setattr(traceback.TracebackException, "from_exception", broken)
+
+    headers = copy_headers(raised(ValueError("v")))
+
+    assert b"in raised" in headers["kj-dlq-traceback"] and headers["kj-dlq-traceback"].endswith(b"v\n")
+
+
+def test_the_exception_message_is_cut_by_characters_and_every_header_is_valid_utf8() -> None:
+    message = "a" + "é" * 2500 + "\ud800"  # multi-byte characters and a lone surrogate
+
+    headers = copy_headers(raised(ValueError(message)), group_id="g\udcff")
+
+    assert headers["kj-dlq-exception-message"].decode() == message[:MAX_EXCEPTION_MESSAGE]
+    assert all(value.decode("utf-8") for key, value in headers.items() if key.startswith("kj-dlq-"))
+
+
+def test_the_dlq_headers_stay_well_inside_the_headroom_whatever_the_failure() -> None:
+    wide = "\U0001f4a5"  # four bytes in UTF-8
+    kind = type("E" * 5000, (Exception,), {"__module__": wide * 5000})
+    exc = raised(kind(wide * 50_000))
+
+    headers = copy_headers(exc, group_id=wide * 5000)
+
+    total = sum(len(k) + len(v) for k, v in headers.items() if k.startswith("kj-dlq-"))
+    assert total < DLQ_HEADROOM / 2, total
+
+
+def test_a_stub_keeps_the_dlq_headers_and_the_job_identity_and_leaves_the_rest_out() -> None:
+    source = FakeMessage(b"x" * 5000, [("kj-job", b"app.Job"), ("kj-id", b"id-1"), ("big", b"y" * 3000)])
+    copy = dead_letter_message(source, "dlq", group_id="workers", attempts=3, exc=failure())
+
+    stub = stub_of(copy, "dead letter of src/3@17: MSG_SIZE_TOO_LARGE: Broker: Message size too large")
+
+    assert (stub.topic, stub.key, stub.value) == ("dlq", None, b"")
+    names = [k for k, _ in stub.headers or []]
+    assert names[:2] == ["kj-job", "kj-id"] and "big" not in names
+    meta = dlq_headers(stub.headers)
+    assert (
+        meta["source-offset"] == "17" and meta["attempts"] == "3" and meta["exception-class"] == "builtins.ValueError"
+    )
+    assert "MSG_SIZE_TOO_LARGE" in meta["stub"]
+    assert int(meta["original-bytes"]) == 5000 + 1 + sum(len(k) + len(v or b"") for k, v in copy.headers or [])
+    letter = DeadLetter.from_message(FakeMessage(stub.value, stub.headers, stub.key, ("dlq", 0, 9)))
+    assert letter.stub is not None and letter.original_bytes == int(meta["original-bytes"])
+    assert (letter.job_name, letter.job_id) == ("app.Job", "id-1")

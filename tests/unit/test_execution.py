@@ -60,3 +60,22 @@ def test_unknown_timezone_is_ignored_with_a_warning(caplog: pytest.LogCaptureFix
     run_job(probe("fr", "Mars/Olympus_Mons"), context=worker_thread_context)
     assert seen == [("fr", settings.TIME_ZONE)]
     assert "unknown timezone 'Mars/Olympus_Mons' ignored" in caplog.text
+
+
+@pytest.mark.parametrize("context", [job_context, worker_thread_context])
+@pytest.mark.parametrize(
+    ("locale", "tz"),
+    [(123, "UTC"), (["fr"], None), ("fr", 5), ("x" * 100_000, "y" * 100_000), ("fr\x00", "Europe/\x00Paris")],
+    ids=["locale-int", "locale-list", "tz-int", "huge-strings", "nul-bytes"],
+)
+def test_a_locale_or_timezone_that_cannot_be_applied_never_fails_the_job(
+    context: Any, locale: Any, tz: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen.clear()
+
+    run_job(probe(locale, tz), context=context)
+
+    assert len(seen) == 1  # the job ran
+    assert translation.get_language() == settings.LANGUAGE_CODE
+    assert timezone.get_current_timezone_name() == settings.TIME_ZONE
+    assert "ignored" in caplog.text

@@ -1,5 +1,5 @@
-"""The executor's failure handling with a fake message and producer: what happens to a failed job, which
-signals fire with which payloads, and what the log lines say."""
+"""The executor's failure handling with a fake message and dead letter producer: what happens to a failed
+job, which signals fire with which payloads, and what the log lines say."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, OperationalError
 
-from kafka_jobs import BrokerUnavailable, Job, MessageInfo, retry_on, signals
+from kafka_jobs import Job, MessageInfo, retry_on, signals
 from kafka_jobs.conf import get_settings
+from kafka_jobs.deadletter.writer import DeadLetterWriteFailed
+from kafka_jobs.producer import OutgoingMessage
 from kafka_jobs.routing import Route, active_job_topic
 from kafka_jobs.serializer import Envelope, JsonSerializer
 from kafka_jobs.worker import executor as executor_module
@@ -80,16 +82,21 @@ class FakeMessage:
 
 
 class FakeProducer:
-    """Records what would be produced; ``fail`` makes produce raise like an unreachable broker."""
+    """A dead letter producer that records what it wrote; ``fail`` (or ``refuse``) makes the next sends raise."""
 
     def __init__(self) -> None:
-        self.produced: list[tuple[list[Any], bool]] = []
+        self.produced: list[OutgoingMessage] = []
+        self.attempted: list[OutgoingMessage] = []
         self.fail: Exception | None = None
+        self.refuse: Any = lambda message: False  # message -> True: refused for good (as if too large)
 
-    def produce(self, messages: list[Any], *, sync: bool) -> None:
+    def send(self, message: OutgoingMessage) -> None:
+        self.attempted.append(message)
         if self.fail is not None:
             raise self.fail
-        self.produced.append((list(messages), sync))
+        if self.refuse(message):
+            raise DeadLetterWriteFailed(f"{message.description}: MSG_SIZE_TOO_LARGE: too large", permanent=True)
+        self.produced.append(message)
 
 
 WHERE = MessageInfo("jobs", 2, 41, b"the-key")
@@ -102,7 +109,7 @@ def message_for(job: Job) -> FakeMessage:
 @pytest.fixture(autouse=True)
 def producer(monkeypatch: pytest.MonkeyPatch) -> FakeProducer:
     fake = FakeProducer()
-    monkeypatch.setattr(executor_module, "get_producer", lambda: fake)
+    monkeypatch.setattr(executor_module, "DeadLetterProducer", lambda *args: fake)
     seen.clear()
     return fake
 
@@ -173,8 +180,7 @@ def test_a_failure_with_retries_spent_is_dead_lettered_synchronously_and_signall
 
     assert outcome.verdict is Verdict.DONE
     assert seen[0]["executions"] == 2
-    ((dead,), sync) = producer.produced[0]
-    assert sync is True  # acknowledged before the listener marks the message
+    (dead,) = producer.produced  # acknowledged (send returned) before the outcome lets the listener mark it
     assert (dead.topic, dead.key, dead.value) == ("jobs.dead", b"the-key", message.value())
     headers = dict(dead.headers)
     assert headers["kj-dlq-attempts"] == b"2" and headers["kj-dlq-source-offset"] == b"41"
@@ -246,8 +252,8 @@ def test_a_poison_message_is_dead_lettered_at_once(error: str, events: list, pro
     outcome = run(FakeMessage(poison_payloads()[error]), failures=0)
 
     assert outcome.verdict is Verdict.DONE
-    ((dead,), _sync) = producer.produced[0]
-    headers = dict(dead.headers)
+    (dead,) = producer.produced
+    headers = dict(dead.headers or [])
     assert headers["kj-dlq-exception-class"] == f"kafka_jobs.exceptions.{error}".encode()
     assert headers["kj-dlq-attempts"] == b"1"
     assert names(events) == ["job_dead_lettered"]
@@ -288,8 +294,8 @@ def test_an_error_loading_the_job_that_may_pass_follows_the_route_policy(
     spent = run(message, failures=1)
 
     assert spent.verdict is Verdict.DONE
-    ((dead,), _) = producer.produced[0]
-    assert dict(dead.headers)["kj-dlq-exception-class"] == b"django.db.utils.DatabaseError"
+    (dead,) = producer.produced
+    assert dict(dead.headers or [])["kj-dlq-exception-class"] == b"django.db.utils.DatabaseError"
 
 
 def test_nothing_is_dead_lettered_for_a_partition_no_longer_owned(events: list, producer: FakeProducer) -> None:
@@ -303,7 +309,7 @@ def test_nothing_is_dead_lettered_for_a_partition_no_longer_owned(events: list, 
 def test_when_the_dead_letter_write_fails_only_the_write_is_retried(events: list, producer: FakeProducer) -> None:
     executor = Executor(get_settings())
     message = message_for(UnitJob("fail"))
-    producer.fail = BrokerUnavailable("no broker")
+    producer.fail = DeadLetterWriteFailed("no broker", permanent=False)
 
     failed_write = executor.process(message, DLQ_ROUTE, 1, lambda: True)
     producer.fail = None
@@ -330,15 +336,38 @@ def test_a_raising_signal_receiver_does_not_change_the_outcome(caplog: pytest.Lo
     assert any("receiver bug" in r.getMessage() for r in caplog.records)
 
 
-def test_an_internal_error_becomes_a_retry_instead_of_killing_the_job_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken_producer() -> Any:
+def test_an_internal_error_before_the_job_ran_becomes_a_retry_instead_of_killing_the_job_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken() -> None:
         raise RuntimeError("bug in kafka_jobs")
 
-    monkeypatch.setattr(executor_module, "get_producer", broken_producer)
+    monkeypatch.setattr(executor_module, "close_old_connections", broken)
 
-    outcome = run(message_for(UnitJob("fail")), failures=1)
+    outcome = run(message_for(UnitJob("ok")), failures=1)
 
-    assert outcome.verdict is Verdict.RETRY and isinstance(outcome.error, RuntimeError)
+    assert outcome.verdict is Verdict.RETRY and outcome.counts_as_failure and isinstance(outcome.error, RuntimeError)
+    assert seen == []
+
+
+def test_an_internal_error_while_writing_the_dead_letter_retries_the_write_never_the_job(
+    producer: FakeProducer, events: list
+) -> None:
+    executor = Executor(get_settings())
+    message = message_for(UnitJob("fail"))
+    producer.fail = RuntimeError("bug in kafka_jobs")
+
+    first = executor.process(message, DLQ_ROUTE, 1, lambda: True)
+    second = executor.process(message, DLQ_ROUTE, 1, lambda: True)
+    producer.fail = None
+    third = executor.process(message, DLQ_ROUTE, 1, lambda: True)
+
+    assert [o.verdict for o in (first, second, third)] == [Verdict.RETRY, Verdict.RETRY, Verdict.DONE]
+    assert not first.counts_as_failure and not second.counts_as_failure
+    assert (first.delay, second.delay) == (0.2, 0.4)  # the write backs off
+    assert len(seen) == 1  # the job ran once
+    assert len(producer.produced) == 1
+    assert names(events).count("job_failed") == 1 and names(events).count("job_dead_lettered") == 1
 
 
 def test_every_log_line_about_a_job_names_it_and_its_coordinates_and_attempt(
@@ -364,3 +393,188 @@ def test_every_log_line_about_a_job_names_it_and_its_coordinates_and_attempt(
             "attempt": attempt,
         }
     assert [r.kafka_job["attempt"] for r in records] == [1, 1, 2, 2, 2]  # type: ignore[attr-defined]
+
+
+# --- Deciding vs delivering: the dead letter write never re-runs the job -----------------------------------
+
+
+class UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("broken __str__")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("broken __repr__")
+
+
+class UnprintableJob(Job):
+    """Raises an exception that cannot be formatted."""
+
+    queue_as = "jobs"
+    job_name = "unit.UnprintableJob"
+
+    def perform(self) -> None:
+        seen.append({"executions": self.executions})
+        raise UnprintableError()
+
+
+class SpitefulRuleJob(Job):
+    """Its retry_on rule's wait callable raises."""
+
+    queue_as = "jobs"
+    job_name = "unit.SpitefulRuleJob"
+    retry_on = [retry_on(ValueError, wait=lambda executions: 1 / 0, attempts=5)]
+
+    def perform(self) -> None:
+        seen.append({"executions": self.executions})
+        raise ValueError("retry me")
+
+
+def test_an_exception_that_cannot_be_formatted_is_dead_lettered_with_fallbacks_and_logged_cleanly(
+    producer: FakeProducer, events: list, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="kafka_jobs"):  # pytest's handler fails the test on a logging error
+        retried = run(message_for(UnprintableJob()), failures=0)
+        dead = run(message_for(UnprintableJob()), failures=1)
+
+    assert retried.verdict is Verdict.RETRY and dead.verdict is Verdict.DONE
+    assert len(seen) == 2  # once per call: never again to retry the dead letter
+    (letter,) = producer.produced
+    headers = dict(letter.headers or [])
+    assert headers["kj-dlq-exception-class"] == b"tests.unit.test_failure_handling.UnprintableError"
+    assert headers["kj-dlq-exception-message"] == (
+        b"<tests.unit.test_failure_handling.UnprintableError: str() and repr() failed>"
+    )
+    assert b"in perform" in headers["kj-dlq-traceback"]
+    assert "retries spent" in caplog.text and "repr() failed" in caplog.text
+    assert names(events).count("job_dead_lettered") == 1
+
+
+def test_a_retry_rule_that_raises_leaves_the_failure_to_the_route(
+    producer: FakeProducer, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = run(message_for(SpitefulRuleJob()), failures=0)
+    spent = run(message_for(SpitefulRuleJob()), failures=1)
+
+    assert (first.verdict, first.delay) == (Verdict.RETRY, 0.2)  # the route's backoff
+    assert spent.verdict is Verdict.DONE and len(producer.produced) == 1
+    assert "the retry_on/discard_on rules of tests.unit.test_failure_handling.SpitefulRuleJob raised" in caplog.text
+
+
+def test_a_dead_letter_refused_for_good_becomes_a_stub_without_the_value(
+    producer: FakeProducer, events: list, caplog: pytest.LogCaptureFixture
+) -> None:
+    message = message_for(UnitJob("fail"))
+    producer.refuse = lambda letter: bool(letter.value)  # too large as long as it carries the value
+
+    outcome = run(message, failures=1)
+
+    assert outcome.verdict is Verdict.DONE
+    full, stub = producer.attempted
+    assert full.value == message.value()
+    assert producer.produced == [stub]
+    headers = dict(stub.headers or [])
+    assert (stub.topic, stub.key, stub.value) == ("jobs.dead", None, b"")
+    assert headers["kj-id"] == message.headers()[1][1] and headers["kj-job"] == b"unit.UnitJob"
+    assert headers["kj-dlq-source-offset"] == b"41" and headers["kj-dlq-exception-message"] == b"boom"
+    assert b"MSG_SIZE_TOO_LARGE" in headers["kj-dlq-stub"]
+    assert int(headers["kj-dlq-original-bytes"]) > len(message.value() or b"")
+    (line,) = [r for r in caplog.records if "STUB" in r.getMessage()]
+    assert line.levelno == logging.ERROR and "unit.UnitJob" in line.getMessage() and "jobs/2@41" in line.getMessage()
+    assert "as a stub" in caplog.text
+    assert names(events) == ["job_started", "job_failed", "job_dead_lettered"]
+    assert len(seen) == 1
+
+
+def test_when_not_even_a_stub_can_be_written_the_message_is_skipped_loudly(
+    producer: FakeProducer, events: list, caplog: pytest.LogCaptureFixture
+) -> None:
+    producer.refuse = lambda letter: True
+
+    outcome = run(message_for(UnitJob("fail")), failures=1)
+
+    assert outcome.verdict is Verdict.DONE  # finite: the partition goes on
+    assert len(producer.attempted) == 2 and producer.produced == []
+    (line,) = [r for r in caplog.records if "SKIPPED without a dead letter" in r.getMessage()]
+    assert line.levelno == logging.ERROR and "jobs/2@41" in line.getMessage()
+    assert names(events) == ["job_started", "job_failed", "job_discarded"]
+
+
+def test_a_broker_outage_retries_the_stub_write_and_keeps_it_a_stub(producer: FakeProducer, events: list) -> None:
+    executor = Executor(get_settings())
+    message = message_for(UnitJob("fail"))
+    producer.refuse = lambda letter: bool(letter.value)
+    original = producer.send
+
+    def outage_after_the_refusal(letter: OutgoingMessage) -> None:
+        if not letter.value and len(producer.attempted) < 2:  # the first stub write meets an outage
+            producer.attempted.append(letter)
+            raise DeadLetterWriteFailed("broker unreachable", permanent=False)
+        original(letter)
+
+    producer.send = outage_after_the_refusal  # type: ignore[method-assign]
+
+    first = executor.process(message, DLQ_ROUTE, 1, lambda: True)
+    second = executor.process(message, DLQ_ROUTE, 1, lambda: True)
+
+    assert first.verdict is Verdict.RETRY and not first.counts_as_failure
+    assert second.verdict is Verdict.DONE
+    assert [bool(m.value) for m in producer.attempted] == [True, False, False]  # the full copy is tried once
+    assert len(seen) == 1
+
+
+def test_a_decided_dead_letter_is_forgotten_when_the_partition_is_lost(producer: FakeProducer) -> None:
+    executor = Executor(get_settings())
+    message = message_for(UnitJob("fail"))
+    producer.fail = DeadLetterWriteFailed("no broker", permanent=False)
+    executor.process(message, DLQ_ROUTE, 1, lambda: True)
+
+    lost = executor.process(message, DLQ_ROUTE, 1, lambda: False)
+    producer.fail = None
+    again = executor.process(message, DLQ_ROUTE, 0, lambda: True)  # owned again later: it is a new first run
+
+    assert lost.verdict is Verdict.RETRY and not lost.counts_as_failure
+    assert again.verdict is Verdict.RETRY and len(seen) == 2 and producer.produced == []
+
+
+@pytest.mark.parametrize(
+    "error", [RecursionError("too deep"), TypeError("weird"), KeyError("x"), OverflowError("big")], ids=repr
+)
+def test_any_error_building_the_job_is_poison_whatever_its_type(
+    error: Exception, monkeypatch: pytest.MonkeyPatch, producer: FakeProducer
+) -> None:
+    def broken(self: Envelope) -> Job:
+        raise error
+
+    monkeypatch.setattr(Envelope, "to_job", broken)
+
+    with_dlq = run(message_for(UnitJob("ok")))
+    without = run(message_for(UnitJob("ok")), route=PLAIN_ROUTE)
+
+    assert with_dlq.verdict is Verdict.DONE and len(producer.produced) == 1  # dead-lettered at once
+    assert dict(producer.produced[0].headers or [])["kj-dlq-attempts"] == b"1"
+    assert without.verdict is Verdict.DONE  # skipped
+    assert seen == []
+
+
+@pytest.mark.parametrize(
+    ("error", "may_pass"),
+    [
+        (OperationalError("database is locked"), True),
+        (InterfaceError("connection already closed"), True),
+        (ConnectionResetError("peer"), True),
+        (DataError("value too long"), False),
+        (IntegrityError("duplicate key"), False),
+    ],
+    ids=repr,
+)
+def test_only_errors_that_may_pass_follow_the_retry_policy_when_loading_a_job(
+    error: Exception, may_pass: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(self: Envelope) -> Job:
+        raise error
+
+    monkeypatch.setattr(Envelope, "to_job", failing)
+
+    outcome = run(message_for(UnitJob("ok")), route=PLAIN_ROUTE)
+
+    assert outcome.verdict is (Verdict.RETRY if may_pass else Verdict.DONE)

@@ -9,9 +9,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, OperationalError
 from django.test import override_settings
 from django.utils import timezone, translation
 
+from kafka_jobs import serializer as serializer_module
+from kafka_jobs.arguments import MAX_DEPTH
 from kafka_jobs.exceptions import (
     ArgumentLoadError,
     ConfigurationError,
@@ -148,6 +151,16 @@ def test_missing_field_raises_decode_error_naming_it(missing: str) -> None:
         {"id": None},
         {"enqueued_at": "last tuesday"},
         {"scheduled_at": 12},
+        {"locale": 123},
+        {"locale": ["fr"]},
+        {"timezone": ["Europe/Paris"]},
+        {"timezone": {"name": "UTC"}},
+        {"queue": {"name": "single"}},
+        {"queue": 7},
+        {"executions": "2"},
+        {"executions": -1},
+        {"executions": True},
+        {"executions": 1.5},
     ],
     ids=repr,
 )
@@ -160,7 +173,7 @@ def test_malformed_field_raises_decode_error(overrides: dict[str, Any]) -> None:
     assert info.value.raw == raw
 
 
-@pytest.mark.parametrize("version", [0, 2, "1", None, ...], ids=repr)
+@pytest.mark.parametrize("version", [0, 2, "1", None, True, ...], ids=repr)
 def test_unsupported_envelope_version_raises_keeping_raw(version: Any) -> None:
     raw = envelope_bytes(v=version)
 
@@ -248,3 +261,80 @@ def test_unimportable_serializer_is_a_configuration_error_naming_the_key() -> No
         pytest.raises(ConfigurationError, match=r"KAFKA_JOBS\['SERIALIZER'\]"),
     ):
         get_serializer()
+
+
+def test_json_nested_too_deeply_to_parse_is_a_decode_error_in_bounded_time() -> None:
+    raw = b'{"v":1,"args":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+    with pytest.raises(DecodeError, match="RecursionError") as info:
+        serializer.loads(raw)
+
+    assert info.value.raw == raw
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 600, 5000])
+def test_arguments_nested_too_deeply_are_a_decode_error_when_the_job_is_built(depth: int) -> None:
+    nested: Any = []
+    for _ in range(depth - 1):
+        nested = [nested]
+    raw = (
+        envelope_bytes(args=[nested])
+        if depth < 900
+        else envelope_bytes().replace(b'"args": []', b'"args": [' + b"[" * depth + b"]" * depth + b"]")
+    )
+
+    with pytest.raises(DecodeError, match=r"nested|RecursionError"):
+        serializer.loads(raw).to_job()
+
+
+def test_arguments_nested_too_deeply_are_an_encode_error_at_dumps() -> None:
+    nested: Any = []
+    for _ in range(999):
+        nested = [nested]
+    cyclic: list[Any] = []
+    cyclic.append(cyclic)
+
+    with pytest.raises(EncodeError, match=f"at most {MAX_DEPTH} deep"):
+        serializer.dumps(EchoJob(nested))
+    with pytest.raises(EncodeError, match="contains itself"):
+        serializer.dumps(EchoJob(cyclic))
+
+
+class RestoreFails(Job):
+    """A job class whose restore() raises something unexpected."""
+
+    queue_as = "single"
+
+    @classmethod
+    def restore(cls, args: list[Any], kwargs: dict[str, Any], job_id: str) -> Job:  # type: ignore[override]
+        raise RecursionError("bad class")
+
+    def perform(self) -> None:
+        """Never reached."""
+
+
+@pytest.mark.parametrize(
+    ("error", "may_pass"),
+    [
+        (OperationalError("database is down"), True),
+        (InterfaceError("connection already closed"), True),
+        (DatabaseError("generic"), True),
+        (ConnectionRefusedError("no route"), True),
+        (DataError("value too long"), False),
+        (IntegrityError("duplicate"), False),
+        (RecursionError("deep"), False),
+        (ValueError("bad"), False),
+    ],
+    ids=repr,
+)
+def test_only_outages_may_pass_when_a_job_is_built(error: Exception, may_pass: bool) -> None:
+    assert serializer_module.may_pass(error) is may_pass
+
+
+def test_an_unexpected_error_building_the_job_becomes_a_decode_error_keeping_its_cause() -> None:
+    raw = envelope_bytes(job=RestoreFails.job_name)
+
+    with pytest.raises(DecodeError, match="RecursionError: bad class") as info:
+        serializer.loads(raw).to_job()
+
+    assert isinstance(info.value.__cause__, RecursionError)

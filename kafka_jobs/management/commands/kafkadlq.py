@@ -8,7 +8,14 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kafka_jobs.conf import get_settings
-from kafka_jobs.deadletter import DeadLetter, parse_offset, read_dead_letters, replay_dead_letters, replay_group
+from kafka_jobs.deadletter import (
+    DeadLetter,
+    ReplayState,
+    ledger_topic,
+    parse_offset,
+    read_dead_letters,
+    replay_dead_letters,
+)
 from kafka_jobs.exceptions import KafkaJobsError
 from kafka_jobs.management.argtypes import positive_int
 from kafka_jobs.routing import Route, get_routes
@@ -24,8 +31,8 @@ def offset_arg(value: str) -> tuple[int | None, int]:
 
 class Command(BaseCommand):
     help = (
-        "List the messages of a dead letter queue, or replay them to their source topic (each once: replayed "
-        "offsets are remembered by the consumer group <GROUP_ID>.dlq-replay)."
+        "List the messages of a dead letter queue, or replay them to their source topic (each once: replays "
+        "are recorded in the topic <dlq topic>.replays)."
     )
     requires_system_checks: list[str] = []
 
@@ -40,7 +47,7 @@ class Command(BaseCommand):
         which.add_argument(
             "--offsets", nargs="+", type=offset_arg, metavar="OFFSET", help="DLQ offsets (or PARTITION:OFFSET)."
         )
-        which.add_argument("--all", action="store_true", help="Every message not replayed yet.")
+        which.add_argument("--all", action="store_true", help="Every pending message.")
         replay.add_argument("--force", action="store_true", help="Replay selected offsets even if already replayed.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -70,20 +77,20 @@ class Command(BaseCommand):
         assert route.dead_letter_queue is not None
         topic = route.dead_letter_queue.topic
         letters = read_dead_letters(topic, limit=limit)
-        pending = sum(not d.replayed for d in letters)
-        self.stdout.write(f"{topic} (queue {route.queue}): {len(letters)} message(s) shown, {pending} not replayed")
+        counts = ", ".join(f"{sum(d.state is s for d in letters)} {s.value}" for s in ReplayState)
+        self.stdout.write(f"{topic} (queue {route.queue}): {len(letters)} message(s) shown: {counts}")
         for letter in letters:
             self.stdout.write(self._line(letter))
 
     @staticmethod
     def _line(letter: DeadLetter) -> str:
-        state = "replayed" if letter.replayed else "pending"
         job = f"{letter.job_name or '(undecodable)'} id={letter.job_id or '?'}"
         source = letter.source or "?"
         attempts = letter.attempts if letter.attempts is not None else "?"
+        stub = f"  STUB ({letter.original_bytes or '?'} bytes left out: {letter.stub})" if letter.stub else ""
         return (
-            f"  {letter.partition}:{letter.offset}  {state:8}  {letter.failed_at or '?'}  {job}  from {source}  "
-            f"attempts={attempts}  {letter.error[:200]}"
+            f"  {letter.partition}:{letter.offset}  {letter.state.value:11}  {letter.failed_at or '?'}  {job}  "
+            f"from {source}  attempts={attempts}  {letter.error[:200]}{stub}"
         )
 
     def _replay(self, route: Route, offsets: list[tuple[int | None, int]] | None, force: bool) -> None:
@@ -93,12 +100,12 @@ class Command(BaseCommand):
         for letter in result.replayed:
             self.stdout.write(f"replayed {letter.partition}:{letter.offset} -> {letter.source}  {letter.job_name}")
         if result.passed_over:
-            passed = ", ".join(f"{d.partition}:{d.offset}" for d in result.passed_over)
+            passed = ", ".join(f"{d.partition}:{d.offset}" + (" (stub)" if d.stub else "") for d in result.passed_over)
             self.stdout.write(
-                f"passed over (not replayed, and no longer pending): {passed}; replay them with --offsets ... --force"
+                f"passed over (not replayed, and no longer pending): {passed}; replay them with --offsets ..."
             )
         cursors = ", ".join(f"{p}:{o}" for p, o in sorted(result.cursors.items()))
         self.stdout.write(
-            f"{len(result.replayed)} message(s) replayed from {topic}; replay cursor ({replay_group(get_settings())}) "
-            f"now at {cursors or 'start'}."
+            f"{len(result.replayed)} message(s) replayed from {topic}; recorded in {ledger_topic(topic)}, "
+            f"replay cursor now at {cursors or 'start'}."
         )
