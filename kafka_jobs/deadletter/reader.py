@@ -81,6 +81,18 @@ class DeadLetterTopic:
             sync=True,
         )
 
+    def letters(
+        self, start: dict[int, int], stop: dict[int, int] | None = None, ledger: Ledger | None = None
+    ) -> Iterator[DeadLetter]:
+        """Yield the DLQ messages from ``start`` (to ``stop``, see ``read``) with their replay state.
+
+        A page of a large DLQ is read this way without reading the rest of it; the ledger (read once, or
+        given) is small whatever the size of the DLQ.
+        """
+        ledger = ledger if ledger is not None else self.ledger()
+        for message in self.read(start, stop):
+            yield DeadLetter.from_message(message, ledger.state(message.partition(), message.offset()))
+
     def read(self, start: dict[int, int], stop: dict[int, int] | None = None) -> Iterator[Any]:
         """Yield the DLQ messages of the partitions in ``start`` from those offsets to the end of each.
 
@@ -147,11 +159,9 @@ def read_dead_letters(
         BrokerUnavailable: the broker could not be read within ``timeout``.
     """
     with DeadLetterTopic(topic, settings, timeout) as dlq:
-        ledger = dlq.ledger()
         kept: dict[int, collections.deque[DeadLetter]] = {p: collections.deque(maxlen=limit) for p in dlq.partitions}
-        for message in dlq.read(dict.fromkeys(dlq.partitions, 0)):
-            state = ledger.state(message.partition(), message.offset())
-            kept[message.partition()].append(DeadLetter.from_message(message, state))
+        for letter in dlq.letters(dict.fromkeys(dlq.partitions, 0)):
+            kept[letter.partition].append(letter)
     letters = [letter for partition in kept.values() for letter in partition]
     if limit is not None and len(letters) > limit:
         letters.sort(key=lambda d: (d.failed_at or "", d.partition, d.offset))

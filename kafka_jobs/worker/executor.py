@@ -32,8 +32,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import close_old_connections
@@ -42,13 +41,11 @@ from django.dispatch import Signal
 from .. import signals
 from ..clock import seconds_until
 from ..conf import Backoff, KafkaJobsSettings
-from ..deadletter import dead_letter_message, stub_of
+from ..deadletter.delivery import DeadLetterDelivery, Delivered, PendingDeadLetter
 from ..deadletter.text import class_name, exception_message, safe_repr
-from ..deadletter.writer import DeadLetterProducer, DeadLetterWriteFailed
 from ..execution import run_job, worker_thread_context
 from ..headers import ID_HEADER, JOB_HEADER
 from ..job import Job, MessageInfo
-from ..producer import OutgoingMessage
 from ..retry import Action, Decision
 from ..routing import Route, get_routes
 from ..serializer import Envelope, get_serializer, may_pass
@@ -145,43 +142,25 @@ def _report_failure(job: Job, exc: BaseException, *, will_retry: bool) -> None:
     )
 
 
-@dataclasses.dataclass(eq=False)
-class PendingDeadLetter:
-    """A message whose fate is decided (dead letter) but whose dead letter is not written yet.
-
-    Kept until the write succeeds, so a retry repeats the write and never the job.
-    """
-
-    job: Job | None
-    error: BaseException
-    attempts: int
-    letter: OutgoingMessage | None = None  # built on the first write attempt
-    stub: bool = False  # the copy was refused for good; ``letter`` is its stub
-    failed_writes: int = 0
-
-
 class Executor:
     """Runs messages of routed topics for one worker process."""
 
     def __init__(self, settings: KafkaJobsSettings) -> None:
         self.settings = settings
         self.serializer = get_serializer()
-        self._pending: dict[tuple[str, int, int], PendingDeadLetter] = {}
-        self._lock = threading.Lock()
-        self._dead_letter_producer: DeadLetterProducer | None = None
+        self.dead_letters = DeadLetterDelivery(settings, lambda: dead_letter_producer_limit(settings, get_routes()))
 
     def backoff_for(self, route: Route) -> Backoff:
         """Return the route's backoff, or the global one."""
         return route.backoff or self.settings.backoff
 
-    @property
-    def dead_letter_producer(self) -> DeadLetterProducer:
-        """The producer for dead letters, made on first use (most workers never write one)."""
-        with self._lock:
-            if self._dead_letter_producer is None:
-                limit = dead_letter_producer_limit(self.settings, get_routes())
-                self._dead_letter_producer = DeadLetterProducer(self.settings, limit)
-            return self._dead_letter_producer
+    def forget_partitions(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Forget what was decided for messages of ``(topic, partition)`` pairs this worker lost."""
+        self.dead_letters.forget_partitions(partitions)
+
+    def close(self) -> None:
+        """Release the dead letter producer, if one was made."""
+        self.dead_letters.close()
 
     def process(
         self,
@@ -201,8 +180,7 @@ class Executor:
         attempt = failures + 1
         key = (message.topic(), message.partition(), message.offset())
         try:
-            with self._lock:
-                pending = self._pending.get(key)
+            pending = self.dead_letters.pending(key)
             if pending is not None:  # the job ran and its fate is decided: only its dead letter is left to write
                 return self._deliver(message, route, key, pending, owned)
             return self._process(message, route, attempt, owned, envelope)
@@ -215,8 +193,7 @@ class Executor:
             return Outcome(Verdict.CRITICAL, error=exc)
         except Exception as exc:  # a bug here, never the job's: keep the message and try again later
             delay = self.backoff_for(route).delay(attempt)
-            with self._lock:
-                decided = key in self._pending
+            decided = self.dead_letters.pending(key) is not None
             logger.exception(
                 "%s: internal error while handling the message (%s); retrying %s in %.2fs",
                 describe(message, None, attempt),
@@ -384,8 +361,7 @@ class Executor:
         """Record the decision to dead-letter ``message`` (logging ``why``), then write the dead letter."""
         subject = Subject.of(message, pending.job, pending.attempts)
         key = (message.topic(), message.partition(), message.offset())
-        with self._lock:
-            self._pending[key] = pending
+        self.dead_letters.decide(key, pending)
         if pending.job is not None:
             _report_failure(pending.job, pending.error, will_retry=False)
         logger.error(*why, exc_info=pending.error, extra=subject.extra)
@@ -399,103 +375,40 @@ class Executor:
         pending: PendingDeadLetter,
         owned: Callable[[], bool],
     ) -> Outcome:
-        """Write the dead letter of a decided message; on failure retry the write, never the job."""
+        """Write the dead letter of a decided message (see ``deadletter.delivery``) and say what follows."""
         dlq = route.dead_letter_queue
         assert dlq is not None
         subject = Subject.of(message, pending.job, pending.attempts)
-        if not owned():
-            with self._lock:
-                self._pending.pop(key, None)
-            logger.warning(
-                "%s: partition no longer owned; not dead-lettering it (its new owner decides)",
-                subject,
-                extra=subject.extra,
-            )
-            return Outcome(Verdict.RETRY, delay=0.0, counts_as_failure=False, error=pending.error)
-        try:
-            if pending.letter is None:
-                pending.letter = dead_letter_message(
-                    message, dlq.topic, group_id=self.settings.group_id, attempts=pending.attempts, exc=pending.error
-                )
-            self.dead_letter_producer.send(pending.letter)
-        except DeadLetterWriteFailed as failure:
-            if failure.permanent:
-                return self._refused(message, route, key, pending, failure, owned)
-            return self._write_later(subject, route, pending, str(failure))
-        except Exception as bug:  # a bug in kafka_jobs: loud, and still never a re-run of the job
-            logger.exception("%s: writing the dead letter failed unexpectedly", subject, extra=subject.extra)
-            return self._write_later(subject, route, pending, safe_repr(bug))
-        with self._lock:
-            self._pending.pop(key, None)
+        delivered, delay = self.dead_letters.deliver(
+            message,
+            dlq.topic,
+            key,
+            pending,
+            owned=owned,
+            backoff=self.backoff_for(route),
+            subject=subject,
+            extra=subject.extra,
+        )
+        if delivered in (Delivered.LATER, Delivered.DISOWNED):
+            return Outcome(Verdict.RETRY, delay=delay, counts_as_failure=False, error=pending.error)
+        sender = type(pending.job) if pending.job is not None else Job
+        if delivered is Delivered.NOTHING:
+            _send(signals.job_discarded, sender, job=pending.job, message=_info(message), exception=pending.error)
+            return Outcome(Verdict.DONE, error=pending.error)
         logger.error(
             "%s moved to the dead letter queue %s after %d attempt(s)%s",
             subject,
             dlq.topic,
             pending.attempts,
-            " as a stub (without its value)" if pending.stub else "",
+            " as a stub (without its value)" if delivered is Delivered.STUB else "",
             extra=subject.extra,
         )
         _send(
             signals.job_dead_lettered,
-            type(pending.job) if pending.job is not None else Job,
+            sender,
             job=pending.job,
             message=_info(message),
             exception=pending.error,
             dlq_topic=dlq.topic,
-        )
-        return Outcome(Verdict.DONE, error=pending.error)
-
-    def _write_later(self, subject: Subject, route: Route, pending: PendingDeadLetter, why: str) -> Outcome:
-        pending.failed_writes += 1
-        delay = self.backoff_for(route).delay(pending.failed_writes)
-        logger.error(
-            "%s: could not write the dead letter (%s); the message is not marked, the write (not the job) is "
-            "retried in %.2fs",
-            subject,
-            why,
-            delay,
-            extra=subject.extra,
-        )
-        return Outcome(Verdict.RETRY, delay=delay, counts_as_failure=False, error=pending.error)
-
-    def _refused(
-        self,
-        message: Any,
-        route: Route,
-        key: tuple[str, int, int],
-        pending: PendingDeadLetter,
-        failure: DeadLetterWriteFailed,
-        owned: Callable[[], bool],
-    ) -> Outcome:
-        """The broker (or client) refuses this dead letter for good: write a stub, or give up on a stub."""
-        subject = Subject.of(message, pending.job, pending.attempts)
-        where = f"{message.topic()}/{message.partition()}@{message.offset()}"
-        if not pending.stub and pending.letter is not None:
-            logger.error(
-                "%s: the dead letter can never be written (%s); writing a STUB instead: its kj-dlq-* headers "
-                "without the value, which stays in %s until the topic's retention removes it",
-                subject,
-                failure,
-                where,
-                extra=subject.extra,
-            )
-            pending.letter, pending.stub = stub_of(pending.letter, str(failure)), True
-            return self._deliver(message, route, key, pending, owned)
-        with self._lock:
-            self._pending.pop(key, None)
-        logger.error(
-            "%s is SKIPPED without a dead letter: not even a stub can be written (%s). The message stays in %s "
-            "until the topic's retention removes it.",
-            subject,
-            failure,
-            where,
-            extra=subject.extra,
-        )
-        _send(
-            signals.job_discarded,
-            type(pending.job) if pending.job else Job,
-            job=pending.job,
-            message=_info(message),
-            exception=pending.error,
         )
         return Outcome(Verdict.DONE, error=pending.error)

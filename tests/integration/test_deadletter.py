@@ -7,7 +7,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from kafka_jobs.deadletter import read_dead_letters
+from kafka_jobs.deadletter import DeadLetterTopic, read_dead_letters
 from kafka_jobs.producer import get_producer
 from tests.integration.conftest import KafkaEnv
 from tests.integration.test_failures import (
@@ -156,3 +156,7 @@ def test_list_tells_replayed_passed_over_and_pending_apart(kafka_env: KafkaEnv) 
     assert after_force == {"0:0": "replayed", "0:1": "passed over", "0:2": "replayed", "0:3": "pending"}
     assert summary.endswith("4 message(s) shown: 2 replayed, 1 passed over, 1 pending")
     assert after_all == {"0:0": "replayed", "0:1": "passed over", "0:2": "replayed", "0:3": "replayed"}
+
+    with DeadLetterTopic(kafka_env.topic("dlq0.dead")) as dlq:  # a page, as a dashboard reads one
+        page = [(d.offset, d.state.value) for d in dlq.letters({0: 1}, {0: 3})]
+    assert page == [(1, "passed over"), (2, "replayed")]

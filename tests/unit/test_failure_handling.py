@@ -13,6 +13,7 @@ from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, 
 
 from kafka_jobs import Job, MessageInfo, retry_on, signals
 from kafka_jobs.conf import get_settings
+from kafka_jobs.deadletter import delivery as delivery_module
 from kafka_jobs.deadletter.writer import DeadLetterWriteFailed
 from kafka_jobs.producer import OutgoingMessage
 from kafka_jobs.routing import Route, active_job_topic
@@ -109,7 +110,7 @@ def message_for(job: Job) -> FakeMessage:
 @pytest.fixture(autouse=True)
 def producer(monkeypatch: pytest.MonkeyPatch) -> FakeProducer:
     fake = FakeProducer()
-    monkeypatch.setattr(executor_module, "DeadLetterProducer", lambda *args: fake)
+    monkeypatch.setattr(delivery_module, "DeadLetterProducer", lambda *args: fake)
     seen.clear()
     return fake
 
@@ -578,3 +579,20 @@ def test_only_errors_that_may_pass_follow_the_retry_policy_when_loading_a_job(
     outcome = run(message_for(UnitJob("ok")), route=PLAIN_ROUTE)
 
     assert outcome.verdict is (Verdict.RETRY if may_pass else Verdict.DONE)
+
+
+def test_decisions_for_partitions_the_worker_lost_are_forgotten(producer: FakeProducer) -> None:
+    executor = Executor(get_settings())
+    message = message_for(UnitJob("fail"))
+    producer.fail = DeadLetterWriteFailed("no broker", permanent=False)
+    executor.process(message, DLQ_ROUTE, 1, lambda: True)  # decided; the write is pending
+
+    executor.forget_partitions([("jobs", 1), ("other", 2)])  # not this partition
+    kept = executor.process(message, DLQ_ROUTE, 1, lambda: True)
+    runs_before = len(seen)
+    executor.forget_partitions([("jobs", 2)])
+    producer.fail = None
+    again = executor.process(message, DLQ_ROUTE, 0, lambda: True)  # assigned again: a first run
+
+    assert kept.verdict is Verdict.RETRY and runs_before == 1  # only the write was retried
+    assert again.verdict is Verdict.RETRY and len(seen) == 2 and producer.produced == []
