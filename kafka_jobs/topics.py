@@ -125,9 +125,12 @@ def create_topics(settings: KafkaJobsSettings, routes: Iterable[Route]) -> list[
 
 
 def create_topic(
-    settings: KafkaJobsSettings, name: str, *, partitions: int, config: Mapping[str, str], replication: int = 1
+    settings: KafkaJobsSettings, name: str, *, partitions: int, config: Mapping[str, str], replication: int = -1
 ) -> None:
-    """Create one topic unless it exists (e.g. a replay ledger for a DLQ created by an older release)."""
+    """Create one topic unless it exists (e.g. the replay ledger of a DLQ created by an older release).
+
+    ``replication`` -1 takes the cluster's ``default.replication.factor`` (Kafka 2.4+).
+    """
     _create(settings, {name: (partitions, replication, dict(config))})
 
 
