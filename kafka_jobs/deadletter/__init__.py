@@ -8,13 +8,11 @@ name and id, without the value, with ``kj-dlq-stub`` saying why. Replay produces
 source topic without those headers and with ``kj-replayed-from: <dlq topic>/<partition>/<offset>``.
 
 Replaying each message once: the replay ledger (topic ``<dlq topic>.replays``, see ``ledger``) records
-every replay, so each DLQ message is *replayed*, *passed over* (an explicit selection went past it while
-it was pending) or *pending*.
+every replay, so each DLQ message is *replayed*, *passed over* or *pending*.
 
-- ``replay --all`` replays every pending message (stubs are passed over), so a second ``--all`` replays
-  nothing.
-- ``replay --offsets 3 7`` replays those messages; pending messages before the highest one that were not
-  selected are passed over (reported, and left out of later ``--all``; they can still be selected). A
+- ``replay --all`` replays every pending message and passes over pending stubs (nothing to replay), so
+  a second ``--all`` replays nothing.
+- ``replay --offsets 3 7`` reads and replays exactly those messages; the others keep their state. A
   message replayed already is refused unless ``force`` is given.
 
 The ledger is written after the replayed messages are acknowledged, so a crash in between may replay them

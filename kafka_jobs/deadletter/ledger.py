@@ -1,18 +1,19 @@
-"""The replay ledger of a DLQ topic: which of its messages were replayed, and where each partition's replay
-cursor is.
+"""The replay ledger of a DLQ topic: which of its messages were replayed, and which were passed over.
 
 The ledger is a topic of its own, ``<dlq topic>.replays`` (one partition, kept forever), holding one JSON
-record per replay command: for each DLQ partition it touched, the new cursor and the offset ranges it
-replayed. Folding the records in order gives each DLQ message's state:
+record per replay command: for each DLQ partition it touched, the offset ranges it replayed and those it
+passed over. Folding the records in order gives each DLQ message's state:
 
-- *replayed*: inside a replayed range (whenever it was replayed, forced or not);
-- *passed over*: below the cursor but never replayed (an explicit selection went past it);
-- *pending*: at or above the cursor.
+- *replayed*: it was replayed (at least once; forced replays are recorded too);
+- *passed over*: ``replay --all`` went past it without replaying it (a stub has nothing to replay);
+- *pending*: neither; ``replay --all`` replays it.
 
-The ledger grows by one record per replay command, never per message, so reading it is cheap however
-large the DLQ is; a page of the DLQ is shown by seeking to it and looking each offset up here. Committed
-offsets could not do this: a cursor cannot tell replayed from passed over, and commit metadata (where a
-set could live) is dropped by some brokers.
+The ledger grows by one record per replay command, never per message, and consecutive offsets share a
+range, so reading it is cheap however large the DLQ is. Each partition's *cursor* is the first offset
+from which not everything is dealt with, where ``replay --all`` starts reading; a page of the DLQ is
+shown by seeking to it and looking each offset up here. Committed offsets could not do this: one offset
+per partition cannot tell replayed from passed over, and commit metadata (where a set could live) is
+dropped by some brokers.
 """
 
 from __future__ import annotations
@@ -46,31 +47,47 @@ class ReplayState(enum.Enum):
     PENDING = "pending"
 
 
+Ranges = list[tuple[int, int]]  # sorted, disjoint, non-adjacent half-open [start, end)
+
+
+def _merge(ranges: Iterable[tuple[int, int]]) -> Ranges:
+    merged: Ranges = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _covers(ranges: Ranges, offset: int) -> bool:
+    index = bisect.bisect_right(ranges, offset, key=lambda r: r[0]) - 1
+    return index >= 0 and ranges[index][0] <= offset < ranges[index][1]
+
+
 @dataclasses.dataclass
 class PartitionLedger:
-    """The replay state of one DLQ partition: its cursor and its replayed offset ranges."""
+    """The replay state of one DLQ partition: its replayed and passed-over offset ranges."""
 
-    cursor: int = 0
-    # Sorted, disjoint, non-adjacent half-open ranges [start, end).
-    replayed: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+    replayed: Ranges = dataclasses.field(default_factory=list)
+    passed_over: Ranges = dataclasses.field(default_factory=list)
 
     def state(self, offset: int) -> ReplayState:
         """Return the state of the message at ``offset``."""
-        index = bisect.bisect_right(self.replayed, offset, key=lambda r: r[0]) - 1
-        if index >= 0 and self.replayed[index][0] <= offset < self.replayed[index][1]:
+        if _covers(self.replayed, offset):
             return ReplayState.REPLAYED
-        return ReplayState.PASSED_OVER if offset < self.cursor else ReplayState.PENDING
+        return ReplayState.PASSED_OVER if _covers(self.passed_over, offset) else ReplayState.PENDING
 
-    def add(self, cursor: int, ranges: Iterable[tuple[int, int]]) -> None:
-        """Apply one ledger entry: the cursor only moves forward; replayed ranges are merged in."""
-        self.cursor = max(self.cursor, cursor)
-        merged: list[tuple[int, int]] = []
-        for start, end in sorted([*self.replayed, *ranges]):
-            if merged and start <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-            else:
-                merged.append((start, end))
-        self.replayed = merged
+    @property
+    def cursor(self) -> int:
+        """The first offset from which not every message is replayed or passed over."""
+        done = _merge([*self.replayed, *self.passed_over])
+        return done[0][1] if done and done[0][0] == 0 else 0
+
+    def add(self, replayed: Iterable[tuple[int, int]], passed_over: Iterable[tuple[int, int]]) -> None:
+        """Apply one ledger entry."""
+        self.replayed = _merge([*self.replayed, *replayed])
+        self.passed_over = _merge([*self.passed_over, *passed_over])
 
 
 def ranges_of(offsets: Iterable[int]) -> list[tuple[int, int]]:
@@ -100,7 +117,7 @@ class Ledger:
         return self.partition(partition).state(offset)
 
     def cursors(self, partitions: Iterable[int]) -> dict[int, int]:
-        """Return the replay cursor of each of ``partitions`` (0 where nothing was replayed)."""
+        """Return where ``replay --all`` starts reading each of ``partitions`` (0 where nothing was done)."""
         return {p: self.partition(p).cursor for p in partitions}
 
     def apply(self, record: Any) -> None:
@@ -112,11 +129,12 @@ class Ledger:
             return
         for key, entry in partitions.items():
             try:
-                partition, cursor = int(key), int(entry["cursor"])
-                ranges = [(int(start), int(end)) for start, end in entry["replayed"]]
-            except (KeyError, TypeError, ValueError):
+                partition = int(key)
+                replayed = [(int(start), int(end)) for start, end in entry.get("replayed", [])]
+                passed_over = [(int(start), int(end)) for start, end in entry.get("passed_over", [])]
+            except (AttributeError, TypeError, ValueError):
                 continue
-            self.partitions.setdefault(partition, PartitionLedger()).add(cursor, ranges)
+            self.partitions.setdefault(partition, PartitionLedger()).add(replayed, passed_over)
         self.entries += 1
 
     @classmethod
@@ -131,11 +149,16 @@ class Ledger:
         return ledger
 
 
-def ledger_record(cursors: Mapping[int, int], replayed: Mapping[int, Iterable[int]], *, forced: bool) -> bytes:
-    """Return the ledger record of one replay: new cursors and replayed offsets per DLQ partition."""
+def ledger_record(
+    replayed: Mapping[int, Iterable[int]], passed_over: Mapping[int, Iterable[int]], *, forced: bool
+) -> bytes:
+    """Return the ledger record of one replay: the offsets replayed and passed over, per DLQ partition."""
     partitions = {
-        str(p): {"cursor": cursor, "replayed": [list(r) for r in ranges_of(replayed.get(p, ()))]}
-        for p, cursor in sorted(cursors.items())
+        str(p): {
+            "replayed": [list(r) for r in ranges_of(replayed.get(p, ()))],
+            "passed_over": [list(r) for r in ranges_of(passed_over.get(p, ()))],
+        }
+        for p in sorted({*replayed, *passed_over})
     }
     record = {
         "v": LEDGER_VERSION,

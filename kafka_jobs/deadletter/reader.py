@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from ..conf import KafkaJobsSettings, client_config, get_settings
 from ..exceptions import BrokerUnavailable, ConfigurationError
@@ -102,12 +102,22 @@ class DeadLetterTopic:
         """
         return self._read(self.topic, start, stop or {})
 
+    def _end(self, topic: str, partition: int) -> int:
+        """Return the partition's end as the broker lists it: exact on Apache Kafka, lower on some brokers."""
+        try:
+            _low, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=self.timeout)
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"Could not read the end of {topic!r} partition {partition}: {exc}") from exc
+        return int(high)
+
     def _read(self, topic: str, start: dict[int, int], stop: dict[int, int] | None = None) -> Iterator[Any]:
         stop = dict(stop or {})
         pending = {p for p, offset in start.items() if offset < stop.get(p, offset + 1)}
         if not pending:
             return
-        self.consumer.assign([TopicPartition(topic, p, start[p]) for p in pending])
+        # A fetch beyond the end may get no answer at all from some brokers (neither messages nor an
+        # end-of-partition): start at most at the listed end, so the end is always reached.
+        self.consumer.assign([TopicPartition(topic, p, min(start[p], self._end(topic, p))) for p in pending])
         deadline = time.monotonic() + self.timeout
         last_error = ""
         try:
@@ -132,7 +142,7 @@ class DeadLetterTopic:
                         last_error = error.str()
                     continue
                 partition, offset = message.partition(), message.offset()
-                if partition not in pending or offset is None:
+                if partition not in pending or offset is None or offset < start[partition]:
                     continue
                 end = stop.get(partition)
                 if end is not None and offset >= end:

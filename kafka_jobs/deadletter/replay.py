@@ -24,8 +24,7 @@ class ReplayResult:
 
     topic: str
     replayed: list[DeadLetter] = dataclasses.field(default_factory=list)
-    passed_over: list[DeadLetter] = dataclasses.field(default_factory=list)  # pending, not selected, now done
-    cursors: dict[int, int] = dataclasses.field(default_factory=dict)  # new replay cursors
+    passed_over: list[DeadLetter] = dataclasses.field(default_factory=list)  # stubs that --all went past
 
 
 def parse_offset(text: str) -> tuple[int | None, int]:
@@ -71,7 +70,8 @@ def replay_dead_letters(
 
     Args:
         offsets: ``(partition, offset)`` pairs to replay (partition ``None`` for a single-partition topic);
-            ``None`` replays every pending message. Pending messages before a selected one are passed over.
+            only those are read and replayed. ``None`` replays every pending message (and passes over the
+            pending stubs, which carry nothing to replay).
         force: replay selected messages even if they were replayed already.
 
     Raises:
@@ -85,25 +85,16 @@ def replay_dead_letters(
     result = ReplayResult(topic)
     with DeadLetterTopic(topic, settings, timeout) as dlq:
         ledger = dlq.ledger()
-        cursors = ledger.cursors(dlq.partitions)
-        through: dict[int, int] = {}  # where each partition's cursor goes once everything is replayed
         letters: list[DeadLetter] = []
         if offsets is None:
-            for message in dlq.read(cursors):
-                letter = DeadLetter.from_message(message)
-                through[letter.partition] = letter.offset + 1
-                # A stub carries no message to replay: --all passes over it (and says so).
-                (result.passed_over if letter.stub is not None else letters).append(letter)
+            for letter in dlq.letters(ledger.cursors(dlq.partitions), ledger=ledger):
+                if letter.state is ReplayState.PENDING:
+                    (result.passed_over if letter.stub is not None else letters).append(letter)
         else:
             wanted = _selection(topic, dlq.partitions, offsets, ledger, force)
-            start = {p: min(*chosen, cursors[p]) for p, chosen in wanted.items()}
-            stop = through = {p: max(chosen) + 1 for p, chosen in wanted.items()}
-            for message in dlq.read(start, stop):
-                offset, partition = message.offset(), message.partition()
-                if offset in wanted[partition]:
-                    letters.append(DeadLetter.from_message(message, ledger.state(partition, offset)))
-                elif cursors[partition] <= offset:
-                    result.passed_over.append(DeadLetter.from_message(message))
+            start = {p: min(chosen) for p, chosen in wanted.items()}
+            stop = {p: max(chosen) + 1 for p, chosen in wanted.items()}
+            letters = [d for d in dlq.letters(start, stop, ledger) if d.offset in wanted[d.partition]]
             found = {(d.partition, d.offset) for d in letters}
             missing = sorted((p, o) for p, chosen in wanted.items() for o in chosen if (p, o) not in found)
             if missing:
@@ -112,11 +103,11 @@ def replay_dead_letters(
                     "'manage.py kafkadlq list'. Nothing was replayed."
                 )
         _refuse_unreplayable(letters)
-        source_sizes = existing_topics(settings)
-        gone = sorted({str(d.source_topic) for d in letters if d.source_topic not in source_sizes})
+        sizes = existing_topics(settings)
+        gone = sorted({str(d.source_topic) for d in letters if d.source_topic not in sizes})
         if gone:
             raise ReplayRefused(f"Source topic(s) {', '.join(gone)} no longer exist. Nothing was replayed.")
-        result.replayed, result.cursors = _produce(dlq, letters, cursors, through, source_sizes, force)
+        result.replayed = _produce(dlq, letters, result.passed_over, sizes, force)
     return result
 
 
@@ -140,19 +131,15 @@ def _refuse_unreplayable(letters: list[DeadLetter]) -> None:
 def _produce(
     dlq: DeadLetterTopic,
     letters: list[DeadLetter],
-    cursors: dict[int, int],
-    through: dict[int, int],
+    passed_over: list[DeadLetter],
     sizes: dict[str, int],
     force: bool,
-) -> tuple[list[DeadLetter], dict[int, int]]:
-    """Replay ``letters`` in chunks, then record in the ledger what was acknowledged (also when one fails).
+) -> list[DeadLetter]:
+    """Replay ``letters`` in chunks, then record in the ledger what was acknowledged and passed over.
 
-    Once everything is acknowledged, each partition's cursor moves to ``through`` (past the messages passed
-    over); after a failure, only past the messages acknowledged. Replaying a message below the cursor
-    leaves the cursor where it is.
+    After a failed chunk the ledger still records the chunks acknowledged before it, then the error is raised.
     """
     replayed: list[DeadLetter] = []
-    new_cursors: dict[int, int] = {}
     producer = get_producer()
     try:
         for index in range(0, len(letters), REPLAY_CHUNK):
@@ -166,17 +153,17 @@ def _produce(
                     "and would be replayed again by the next replay."
                 ) from exc
             replayed.extend(chunk)
-        new_cursors = {p: max(cursors[p], offset) for p, offset in through.items() if offset > cursors[p]}
     finally:
-        done: dict[int, list[int]] = {}
-        for letter in replayed:
-            done.setdefault(letter.partition, []).append(letter.offset)
-            if letter.offset >= cursors[letter.partition]:
-                new_cursors[letter.partition] = max(new_cursors.get(letter.partition, 0), letter.offset + 1)
-        if done or new_cursors:
-            entry = {p: new_cursors.get(p, cursors[p]) for p in {*done, *new_cursors}}
-            dlq.append_to_ledger(ledger_record(entry, done, forced=force))
-    return replayed, {**cursors, **new_cursors}
+        if replayed or passed_over:
+            dlq.append_to_ledger(ledger_record(_by_partition(replayed), _by_partition(passed_over), forced=force))
+    return replayed
+
+
+def _by_partition(letters: list[DeadLetter]) -> dict[int, list[int]]:
+    offsets: dict[int, list[int]] = {}
+    for letter in letters:
+        offsets.setdefault(letter.partition, []).append(letter.offset)
+    return offsets
 
 
 def _selection(

@@ -101,9 +101,7 @@ def test_replay_runs_a_dead_lettered_job_once(kafka_env: KafkaEnv) -> None:
     assert len(dead_letters(kafka_env, "dlq0")) == 1
 
 
-def test_replay_of_selected_offsets_passes_over_the_others_which_stay_selectable_and_force_replays_again(
-    kafka_env: KafkaEnv,
-) -> None:
+def test_replay_of_selected_offsets_replays_only_those_and_force_replays_again(kafka_env: KafkaEnv) -> None:
     log = kafka_env.log_file()
     jobs = [FailingJob.set(queue="dlq0").perform_later(log, 1, tag=str(i)) for i in range(3)]
     worker = run_burst(kafka_env, "dlq0")
@@ -112,18 +110,16 @@ def test_replay_of_selected_offsets_passes_over_the_others_which_stay_selectable
 
     selected = kafkadlq("replay", "--queue", "dlq0", "--offsets", "1")
     rest = kafkadlq("replay", "--queue", "dlq0", "--all")
-    with pytest.raises(CommandError, match=r"0:1 .* were replayed already"):
+    with pytest.raises(CommandError, match=r"0:1 .* were replayed already .*--force"):
         kafkadlq("replay", "--queue", "dlq0", "--offsets", "1")
-    passed_over = kafkadlq("replay", "--queue", "dlq0", "--offsets", "0")  # never replayed: no --force needed
     with pytest.raises(CommandError, match=r"0:0 .* were replayed already"):
         kafkadlq("replay", "--queue", "dlq0", "--offsets", "0")
     forced = kafkadlq("replay", "--queue", "dlq0", "--offsets", "2", "--force")
     with pytest.raises(CommandError, match="No message at 0:9"):
         kafkadlq("replay", "--queue", "dlq0", "--offsets", "9")
 
-    assert "replayed 0:1 ->" in selected and "passed over (not replayed, and no longer pending): 0:0" in selected
-    assert "replayed 0:2 ->" in rest and "1 message(s) replayed" in rest
-    assert "replayed 0:0 ->" in passed_over
+    assert "replayed 0:1 ->" in selected and "1 message(s) replayed" in selected and "passed over" not in selected
+    assert "replayed 0:0 ->" in rest and "replayed 0:2 ->" in rest and "2 message(s) replayed" in rest
     assert "replayed 0:2 ->" in forced
     worker = run_burst(kafka_env, "dlq0")
     assert worker.proc.returncode == 0, worker.output()
@@ -136,7 +132,7 @@ def list_states(queue: str) -> dict[str, str]:
     return {row[0]: row[1] if row[1] != "passed" else "passed over" for row in rows}
 
 
-def test_list_tells_replayed_passed_over_and_pending_apart(kafka_env: KafkaEnv) -> None:
+def test_list_shows_a_message_as_replayed_only_once_it_was(kafka_env: KafkaEnv) -> None:
     log = kafka_env.log_file()
     for i in range(4):
         FailingJob.set(queue="dlq0").perform_later(log, 1, tag=str(i))
@@ -144,19 +140,18 @@ def test_list_tells_replayed_passed_over_and_pending_apart(kafka_env: KafkaEnv) 
     assert worker.proc.returncode == 0, worker.output()
     assert len(dead_letters(kafka_env, "dlq0")) == 4
 
-    kafkadlq("replay", "--queue", "dlq0", "--offsets", "2")  # replays 0:2, passes over 0:0 and 0:1
+    kafkadlq("replay", "--queue", "dlq0", "--offsets", "2")  # the others stay pending
     after_selection = list_states("dlq0")
-    kafkadlq("replay", "--queue", "dlq0", "--offsets", "0", "--force")
-    after_force = list_states("dlq0")
     summary = kafkadlq("list", "--queue", "dlq0").splitlines()[0]
+    kafkadlq("replay", "--queue", "dlq0", "--offsets", "0")
+    after_second = list_states("dlq0")
     kafkadlq("replay", "--queue", "dlq0", "--all")
     after_all = list_states("dlq0")
 
-    assert after_selection == {"0:0": "passed over", "0:1": "passed over", "0:2": "replayed", "0:3": "pending"}
-    assert after_force == {"0:0": "replayed", "0:1": "passed over", "0:2": "replayed", "0:3": "pending"}
-    assert summary.endswith("4 message(s) shown: 2 replayed, 1 passed over, 1 pending")
-    assert after_all == {"0:0": "replayed", "0:1": "passed over", "0:2": "replayed", "0:3": "replayed"}
-
+    assert after_selection == {"0:0": "pending", "0:1": "pending", "0:2": "replayed", "0:3": "pending"}
+    assert summary.endswith("4 message(s) shown: 1 replayed, 0 passed over, 3 pending")
+    assert after_second == {"0:0": "replayed", "0:1": "pending", "0:2": "replayed", "0:3": "pending"}
+    assert after_all == {"0:0": "replayed", "0:1": "replayed", "0:2": "replayed", "0:3": "replayed"}
     with DeadLetterTopic(kafka_env.topic("dlq0.dead")) as dlq:  # a page, as a dashboard reads one
         page = [(d.offset, d.state.value) for d in dlq.letters({0: 1}, {0: 3})]
-    assert page == [(1, "passed over"), (2, "replayed")]
+    assert page == [(1, "replayed"), (2, "replayed")]

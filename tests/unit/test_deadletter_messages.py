@@ -166,13 +166,13 @@ def ledger(*records: bytes) -> Ledger:
     return Ledger.fold(records)
 
 
-def test_a_message_replayed_already_is_refused_unless_forced_but_a_passed_over_one_may_be_selected() -> None:
-    book = ledger(ledger_record({0: 5}, {0: [3]}, forced=False))  # 0..2 and 4 passed over, 3 replayed
+def test_a_message_replayed_already_is_refused_unless_forced() -> None:
+    book = ledger(ledger_record({0: [3]}, {0: [4]}, forced=False))
 
     with pytest.raises(ReplayRefused, match=r"0:3 of 'dlq' were replayed already .*--force"):
         _selection("dlq", [0], [(None, 2), (None, 3), (None, 7)], book, force=False)
 
-    assert _selection("dlq", [0], [(None, 2), (None, 7)], book, force=False) == {0: {2, 7}}
+    assert _selection("dlq", [0], [(None, 2), (None, 4), (None, 7)], book, force=False) == {0: {2, 4, 7}}
     assert _selection("dlq", [0], [(None, 3)], book, force=True) == {0: {3}}
 
 
@@ -187,26 +187,25 @@ def test_a_multi_partition_dlq_needs_partition_colon_offset() -> None:
 
 def test_the_ledger_tells_replayed_passed_over_and_pending_apart() -> None:
     book = ledger(
-        ledger_record({0: 4}, {0: [3]}, forced=False),  # --offsets 3: 0..2 passed over
-        ledger_record({0: 4}, {0: [1]}, forced=False),  # --offsets 1 (passed over, so no --force needed)
-        ledger_record({0: 9, 1: 2}, {0: range(4, 9), 1: [0, 1]}, forced=False),  # --all
-        ledger_record({0: 9}, {0: [3]}, forced=True),  # --offsets 3 --force: no change of state
+        ledger_record({0: [3]}, {}, forced=False),  # --offsets 3
+        ledger_record({0: [0, 1, 4, 5, 6], 1: [0, 1]}, {0: [2]}, forced=False),  # --all (0:2 is a stub)
+        ledger_record({0: [3]}, {}, forced=True),  # --offsets 3 --force: no change of state
         b"not json",  # damaged or foreign records are skipped
-        json.dumps({"v": 99, "partitions": {"0": {"cursor": 100, "replayed": []}}}).encode(),  # a later release's
+        json.dumps({"v": 99, "partitions": {"0": {"replayed": [[0, 100]]}}}).encode(),  # a later release's
+        ledger_record({0: [9]}, {}, forced=False),  # --offsets 9: 7 and 8 stay pending
     )
 
     states = {o: book.state(0, o).value for o in range(11)}
 
     assert states == {
-        0: "passed over",
-        1: "replayed",
+        **{o: "replayed" for o in (0, 1, 3, 4, 5, 6, 9)},
         2: "passed over",
-        **{o: "replayed" for o in range(3, 9)},
-        9: "pending",
+        7: "pending",
+        8: "pending",
         10: "pending",
     }
-    assert book.partition(0).replayed == [(1, 2), (3, 9)]  # merged ranges: the ledger stays small
-    assert book.cursors([0, 1, 2]) == {0: 9, 1: 2, 2: 0}
+    assert book.partition(0).replayed == [(0, 2), (3, 7), (9, 10)]  # merged ranges: the ledger stays small
+    assert book.cursors([0, 1, 2]) == {0: 7, 1: 2, 2: 0}  # where --all starts reading
     assert book.state(1, 1) is ReplayState.REPLAYED and book.state(2, 0) is ReplayState.PENDING
     assert book.entries == 4
 

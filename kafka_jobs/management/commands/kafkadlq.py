@@ -47,7 +47,7 @@ class Command(BaseCommand):
         which.add_argument(
             "--offsets", nargs="+", type=offset_arg, metavar="OFFSET", help="DLQ offsets (or PARTITION:OFFSET)."
         )
-        which.add_argument("--all", action="store_true", help="Every pending message.")
+        which.add_argument("--all", action="store_true", help="Every pending message (stubs are passed over).")
         replay.add_argument("--force", action="store_true", help="Replay selected offsets even if already replayed.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -100,12 +100,11 @@ class Command(BaseCommand):
         for letter in result.replayed:
             self.stdout.write(f"replayed {letter.partition}:{letter.offset} -> {letter.source}  {letter.job_name}")
         if result.passed_over:
-            passed = ", ".join(f"{d.partition}:{d.offset}" + (" (stub)" if d.stub else "") for d in result.passed_over)
+            passed = ", ".join(f"{d.partition}:{d.offset}" for d in result.passed_over)
             self.stdout.write(
-                f"passed over (not replayed, and no longer pending): {passed}; replay them with --offsets ..."
+                f"passed over: {passed} (stubs: the message was too large to dead-letter, nothing to replay; "
+                "see 'kafkadlq list')"
             )
-        cursors = ", ".join(f"{p}:{o}" for p, o in sorted(result.cursors.items()))
         self.stdout.write(
-            f"{len(result.replayed)} message(s) replayed from {topic}; recorded in {ledger_topic(topic)}, "
-            f"replay cursor now at {cursors or 'start'}."
+            f"{len(result.replayed)} message(s) replayed from {topic}; recorded in {ledger_topic(topic)}."
         )
