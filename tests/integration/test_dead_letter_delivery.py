@@ -47,6 +47,7 @@ def test_a_failure_whose_str_and_repr_raise_is_dead_lettered_once_and_never_runs
     assert "in perform" in headers["kj-dlq-traceback"]
     assert f"id={job.job_id} {kafka_env.topic('dlq0')}/0@0 attempt=1 moved to the dead letter queue" in output
     assert "Logging error" not in output
+    assert output.count("retries spent") == 1
     assert kafka_env.committed("dlq0") == 2
 
 
