@@ -25,6 +25,7 @@ from . import arguments, registry
 from .deadletter.text import class_name, exception_message
 from .exceptions import ConfigurationError, DecodeError, EncodeError, UnsupportedEnvelopeVersion
 from .job import Job
+from .validators import int_at_least_rule, is_int_at_least
 
 ENVELOPE_VERSION = 1
 _REQUIRED = ("job", "id", "queue", "args", "kwargs")
@@ -171,8 +172,10 @@ class JsonSerializer:
         if wrong:
             raise DecodeError(f"The envelope's {', '.join(wrong)} must be strings.", raw)
         executions = data.get("executions", 0)
-        if not isinstance(executions, int) or isinstance(executions, bool) or executions < 0:
-            raise DecodeError(f"The envelope's executions must be a whole number >= 0, got {executions!r:.100}.", raw)
+        if not is_int_at_least(executions, 0):
+            raise DecodeError(
+                f"The envelope's executions must be {int_at_least_rule(0)}, got {executions!r:.100}.", raw
+            )
         return Envelope(
             job=data["job"],
             job_id=data["id"],

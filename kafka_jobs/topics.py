@@ -16,6 +16,7 @@ from .conf import KafkaJobsSettings, client_config
 from .deadletter.ledger import LEDGER_TOPIC_CONFIG, ledger_topic
 from .exceptions import BrokerUnavailable, ConfigurationError
 from .routing import Route
+from .validators import int_at_least_rule, is_int_at_least
 
 ADMIN_TIMEOUT = 10.0
 # Apache Kafka's default message.max.bytes (broker) and max.message.bytes (topic): a record batch's size.
@@ -29,12 +30,13 @@ DLQ_HEADROOM = 64 * 1024
 
 
 def _bytes_setting(value: object, where: str) -> int:
+    """Read a size in bytes from a Kafka config value (a string, or an int in a Python dict)."""
     try:
-        number = int(str(value))
+        number = int(value) if isinstance(value, int) and not isinstance(value, bool) else int(str(value))
     except ValueError:
-        raise ConfigurationError(f"{where} must be a whole number of bytes, got {value!r}.") from None
-    if number < 1:
-        raise ConfigurationError(f"{where} must be a whole number of bytes > 0, got {value!r}.")
+        number = None
+    if not is_int_at_least(number, 1):
+        raise ConfigurationError(f"{where} must be a number of bytes, {int_at_least_rule(1)}, got {value!r}.")
     return number
 
 
