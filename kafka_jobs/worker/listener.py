@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
@@ -49,8 +49,11 @@ class Listener:
         committer: Committer,
         settings: KafkaJobsSettings,
         routes: dict[str, Route],
+        on_forget: Callable[[list[tuple[str, int]]], None] | None = None,
     ) -> None:
         self.consumer = consumer
+        # Called with the (topic, partition) pairs this worker no longer owns, after the ledger forgot them.
+        self.on_forget = on_forget
         self.ledger = ledger
         self.committer = committer
         self.settings = settings
@@ -205,7 +208,7 @@ class Listener:
         states = self.ledger.take_back(partitions)
         abandoned = self.ledger.wait_idle(states, 0.0 if self.abandon_running else self.settings.revoke_timeout)
         self.committer.commit_sync(states)
-        self.ledger.forget(states)
+        self._forget(states)
         for state in abandoned:
             logger.warning(
                 "%s/%d revoked while a job was still running: its result will not be committed",
@@ -216,5 +219,10 @@ class Listener:
 
     def _on_lost(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
         """Partitions already belong to another member: commit nothing, forget them at once."""
-        self.ledger.forget(self.ledger.take_back(partitions))
+        self._forget(self.ledger.take_back(partitions))
         logger.warning("Lost partitions (no commit): %s", _tp_text(partitions))
+
+    def _forget(self, states: list[PartitionState]) -> None:
+        self.ledger.forget(states)
+        if self.on_forget is not None:
+            self.on_forget([(state.topic, state.partition) for state in states])

@@ -55,7 +55,8 @@ class Worker:
         self.shutdown = shutdown or Shutdown()
         self.consumer_factory = consumer_factory or KafkaConsumerFactory(settings)
         self.ledger = Ledger(settings.max_buffered_messages, max_jobs)
-        self.threads = JobThreads(self.ledger, executor or Executor(settings), self.shutdown, self.concurrency)
+        self.executor = executor or Executor(settings)
+        self.threads = JobThreads(self.ledger, self.executor, self.shutdown, self.concurrency)
         # Built by run():
         self.consumer: JobConsumer
         self.committer: Committer
@@ -65,7 +66,14 @@ class Worker:
         """Join the group, process jobs until stopped, then shut down gracefully."""
         self.consumer = self.consumer_factory(self._on_commit)
         self.committer = Committer(self.consumer, self.ledger)
-        self.listener = Listener(self.consumer, self.ledger, self.committer, self.settings, self.routes)
+        self.listener = Listener(
+            self.consumer,
+            self.ledger,
+            self.committer,
+            self.settings,
+            self.routes,
+            on_forget=self.executor.forget_partitions,
+        )
         self.listener.subscribe()
         logger.info(
             "Worker started: group %s, topics %s, %d thread(s)",
@@ -122,6 +130,7 @@ class Worker:
         self.committer.commit_sync(states)
         self.committer.closing = True
         self.consumer.close()
+        self.executor.close()
         if timed_out:
             logger.error("Shutdown timeout: %d job(s) still running were not marked and will run again", ledger.running)
             # A crash or a critical job error says more about why than the timeout it led to.

@@ -317,6 +317,8 @@ class FakeExecutor:
     def __init__(self, handler: Callable[[Any, int], Outcome] | None = None) -> None:
         self.handler = handler or (lambda message, failures: Outcome(Verdict.DONE))
         self.calls: list[tuple[str, int, int, bytes | None, int, Envelope | None]] = []
+        self.forgotten: list[tuple[str, int]] = []
+        self.closed = False
         self.lock = threading.Lock()
 
     def process(
@@ -327,6 +329,13 @@ class FakeExecutor:
                 (message.topic(), message.partition(), message.offset(), message.value(), failures, envelope)
             )
         return self.handler(message, failures)
+
+    def forget_partitions(self, partitions: Iterable[tuple[str, int]]) -> None:
+        with self.lock:
+            self.forgotten.extend(partitions)
+
+    def close(self) -> None:
+        self.closed = True
 
     def runs(self, topic: str | None = None, partition: int | None = None) -> list[int]:
         """Return the offsets run so far (of one partition, if given), in call order."""

@@ -48,6 +48,7 @@ def test_revocation_drops_unstarted_jobs_waits_for_the_running_one_and_commits_i
     gates.open(b"slow")
 
     wait_for(lambda: ("jobs", 0) not in run.worker.ledger.partitions, WAIT)
+    assert run.worker.executor.forgotten == [("jobs", 0)]  # decisions pending for it are dropped too
     assert cluster.offset("jobs", 0) == 2  # "slow" finished within REVOKE_TIMEOUT: committed synchronously
     assert consumer.commits[-1] == (False, [("jobs", 0, 2, None)])
     assert run.stop() == ExitCode.OK
@@ -81,6 +82,7 @@ def test_lost_partitions_are_forgotten_without_a_commit(caplog: pytest.LogCaptur
     with caplog.at_level(logging.WARNING, "kafka_jobs.worker"):
         run.consumer.lose(("jobs", 0))
         wait_for(lambda: ("jobs", 0) not in run.worker.ledger.partitions, WAIT)
+    assert run.worker.executor.forgotten == [("jobs", 0)]
     gates.open(b"slow")
 
     assert run.stop() == ExitCode.OK

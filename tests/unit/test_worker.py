@@ -177,6 +177,7 @@ def test_stop_lets_the_running_job_finish_commits_it_and_starts_no_other() -> No
     assert executor.runs() == [0]
     assert cluster.offset("jobs", 0) == 1
     assert run.consumer is not None and run.consumer.closed
+    assert run.worker.executor.closed  # its dead letter producer is flushed and released
 
 
 def test_shutdown_timeout_exits_without_committing_the_running_job() -> None:
