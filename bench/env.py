@@ -19,6 +19,7 @@ from django.conf import settings as django_settings
 from django.test.utils import override_settings
 
 from kafka_jobs.conf import KafkaJobsSettings, get_settings
+from kafka_jobs.internal_topics import create_internal_topics
 from kafka_jobs.routing import get_routes
 from kafka_jobs.topics import create_topics
 
@@ -58,9 +59,10 @@ class Scenario:
             return get_routes().topic_for(queue)
 
     def create_topics(self) -> None:
-        """Create every routed topic under this scenario's prefix."""
+        """Create every routed topic (and the delay tier topics) under this scenario's prefix."""
         with self.active() as settings:
             create_topics(settings, list(get_routes()))
+            create_internal_topics(settings, recurring=False)
 
 
 @dataclasses.dataclass

@@ -33,3 +33,25 @@ class LatencyJob(Job):
         log = latency_log()
         if log is not None:
             log.record(tag, time.time() - sent_at)
+
+
+class ImmediateProbeJob(Job):
+    """Record how long ago (wall clock) it was enqueued, on the queue the delayed jobs share."""
+
+    queue_as = "delays"
+
+    def perform(self, sent_at: float, tag: str) -> None:
+        log = latency_log()
+        if log is not None:
+            log.record(tag, time.time() - sent_at)
+
+
+class DelayedProbeJob(Job):
+    """Record how late it started: now minus its due time (never negative if never early)."""
+
+    queue_as = "delays"
+
+    def perform(self, tag: str) -> None:
+        log = latency_log()
+        if log is not None and self.scheduled_at is not None:
+            log.record(tag, time.time() - self.scheduled_at.timestamp())

@@ -6,4 +6,5 @@ routes = [
     active_job_topic("noop1", partitions=1),
     active_job_topic("noop6", partitions=6),
     active_job_topic("latency", partitions=1),
+    active_job_topic("delays", partitions=6),
 ]

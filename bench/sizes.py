@@ -19,6 +19,21 @@ class Sizes:
     latency_seconds: float = 10.0
     backlog: int = 1_000_000  # jobs waiting while the memory worker runs
     small_backlog: int = 10_000  # the comparison backlog; both memory workers run this many jobs
+    delayed: int = 100_000  # delayed jobs, due uniformly over delay_spread seconds
+    delay_spread: float = 60.0  # also how long the immediate stream beside them runs
+    tier_backlog: int = 1_000_000  # jobs waiting in a delay tier while the memory worker runs
+    tier_small: int = 10_000  # the comparison
+    tier_hold_seconds: float = 20.0  # how long each memory worker runs
 
 
-QUICK = Sizes(enqueue=10_000, enqueue_sync=300, processing=20_000, latency_seconds=5.0, backlog=200_000)
+QUICK = Sizes(
+    enqueue=10_000,
+    enqueue_sync=300,
+    processing=20_000,
+    latency_seconds=5.0,
+    backlog=200_000,
+    delayed=10_000,
+    delay_spread=20.0,
+    tier_backlog=200_000,
+    tier_hold_seconds=10.0,
+)

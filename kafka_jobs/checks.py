@@ -33,5 +33,8 @@ def check_backend(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
 
 def register() -> None:
     """Register the checks (called from AppConfig.ready)."""
+    from .recurring.checks import check_recurring
+
     checks.register(check_settings, "kafka_jobs")
     checks.register(check_backend, "kafka_jobs")
+    checks.register(check_recurring, "kafka_jobs")

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.conf import settings as django_settings
 
+from .delays.tiers import DEFAULT_DELAY_TIERS, parse_tiers
 from .exceptions import ConfigurationError
 from .validators import TOPIC_CHARACTERS, int_at_least_rule, is_int_at_least, is_number, is_topic_prefix
 
@@ -86,6 +87,10 @@ class KafkaJobsSettings:
     require_route: bool = True
     serializer: str = "kafka_jobs.serializer.JsonSerializer"
     async_threads: int = 4
+    # Delayed jobs and recurring jobs (kafka_jobs.delays, kafka_jobs.recurring).
+    delay_tiers: tuple[float, ...] = DEFAULT_DELAY_TIERS
+    delay_partitions: int = 6
+    internal_replication_factor: int = -1  # -1: the broker's default.replication.factor
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +130,13 @@ _RULES: Mapping[str, _Rule] = {
     "REQUIRE_ROUTE": _of_type(bool),
     "SERIALIZER": _of_type(str),
     "ASYNC_THREADS": _int_at_least(1),
+    # The ladder's own rules (increasing, positive, whole milliseconds) are checked by delays.tiers.parse_tiers.
+    "DELAY_TIERS": _Rule(lambda value: isinstance(value, list | tuple), "a list of delays in seconds"),
+    "DELAY_PARTITIONS": _int_at_least(1),
+    "INTERNAL_REPLICATION_FACTOR": _Rule(
+        lambda value: is_int_at_least(value, 1) or (is_int_at_least(value, -1) and value == -1),
+        "an int >= 1, or -1 for the broker's default.replication.factor",
+    ),
 }
 
 
@@ -171,6 +183,8 @@ def build_settings(backend: Any, raw: Any) -> KafkaJobsSettings:
     kwargs: dict[str, Any] = {k.lower(): v for k, v in raw.items() if k != "BACKOFF"}
     if "BACKOFF" in raw:
         kwargs["backoff"] = _parse_backoff(raw["BACKOFF"])
+    if "DELAY_TIERS" in raw:
+        kwargs["delay_tiers"] = parse_tiers(raw["DELAY_TIERS"])
     if not kwargs.get("bootstrap_servers", "x").strip():
         raise ConfigurationError("KAFKA_JOBS['BOOTSTRAP_SERVERS'] is empty; set it to 'host:port[,host:port]'.")
     return KafkaJobsSettings(backend=backend, **kwargs)

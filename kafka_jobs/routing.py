@@ -17,6 +17,10 @@ from .conf import Backoff, get_settings
 from .exceptions import ConfigurationError, UnroutedQueue
 from .validators import QUEUE_NAME_RULE, int_at_least_rule, is_int_at_least, is_queue_name
 
+# How a route retries a failed job: "pause" keeps it at the head of its partition (order kept, the partition
+# waits); "delay" commits it and enqueues it again through the delay tiers (the partition keeps flowing).
+RETRY_MODES = ("pause", "delay")
+
 if TYPE_CHECKING:
     from .serializer import Envelope
 
@@ -65,6 +69,7 @@ class Route:
     dead_letter_queue: DeadLetterQueue | None = None
     virtual_partitions: VirtualPartitions | None = None
     topic: str = ""
+    retry: str = "pause"
 
     def with_prefix(self, prefix: str) -> Route:
         """Return a copy whose topic (and DLQ topic) carry ``prefix``."""
@@ -83,6 +88,7 @@ def active_job_topic(
     backoff: Backoff | Mapping[str, Any] | None = None,
     dead_letter_queue: DeadLetterQueue | Mapping[str, Any] | None = None,
     virtual_partitions: VirtualPartitions | Mapping[str, Any] | None = None,
+    retry: str = "pause",
 ) -> Route:
     """Declare a topic of jobs named after ``queue`` (Karafka's ``active_job_topic``).
 
@@ -91,10 +97,15 @@ def active_job_topic(
         backoff: per-route pause settings, ``Backoff(initial, maximum, exponential)`` or a dict of them.
         dead_letter_queue: ``DeadLetterQueue(topic, max_retries)`` or a dict of them.
         virtual_partitions: ``VirtualPartitions(key, max_lanes)`` or a dict of them.
+        retry: ``"pause"`` (default): a failed job waits at the head of its partition, which waits with it
+            (order kept); ``"delay"``: it is committed and enqueued again through the delay tiers, so its
+            partition keeps flowing (jobs of one key may then run out of order).
     """
     where = f"active_job_topic({queue!r})"
     if not is_queue_name(queue):
         raise ConfigurationError(f"{where}: the queue name must be {QUEUE_NAME_RULE}.")
+    if retry not in RETRY_MODES:
+        raise ConfigurationError(f"{where}: retry must be one of {RETRY_MODES}, got {retry!r}.")
     try:
         _require_int("partitions", partitions, 1)
         _require_int("replication_factor", replication_factor, 1)
@@ -107,6 +118,7 @@ def active_job_topic(
             dead_letter_queue=_coerce(DeadLetterQueue, dead_letter_queue),
             virtual_partitions=_coerce(VirtualPartitions, virtual_partitions),
             topic=queue,
+            retry=retry,
         )
     except (ConfigurationError, TypeError) as exc:
         raise ConfigurationError(f"{where}: {exc}") from None

@@ -121,7 +121,11 @@ def missing_topics(settings: KafkaJobsSettings, routes: Iterable[Route]) -> list
 
 def create_topics(settings: KafkaJobsSettings, routes: Iterable[Route]) -> list[str]:
     """Create the routed topics that do not exist yet; return the names created."""
-    needed = topics_of(routes)
+    return create_missing(settings, topics_of(routes))
+
+
+def create_missing(settings: KafkaJobsSettings, needed: dict[str, tuple[int, int, dict[str, str]]]) -> list[str]:
+    """Create the topics of ``needed`` (name -> partitions, replication, config) that do not exist yet."""
     existing = existing_topics(settings)
     return _create(settings, {name: spec for name, spec in needed.items() if name not in existing})
 

@@ -310,3 +310,52 @@ class RaisingJob(Job):
     def perform(self, log: str, message: str, payload: str = "") -> None:
         record(log, event="ran", job_id=self.job_id, executions=self.executions)
         raise RuntimeError(message)
+
+
+# --- Delayed and recurring jobs (worktree delays) -----------------------------------------------------------
+
+
+class DelayedJob(Job):
+    """Record when it ran, when it was due, and where its message was (a queue topic, never a delay tier)."""
+
+    queue_as = "delayed"
+
+    def perform(self, log: str, tag: Any) -> None:
+        due = self.scheduled_at.timestamp() if self.scheduled_at is not None else None
+        trace(log, "ran", self, tag=tag, due=due, executions=self.executions)
+
+
+class DelayedKeyJob(DelayedJob):
+    """A DelayedJob whose ``key`` argument is its message key."""
+
+    kafka_options = {"partitioner": lambda job: job.args[2]}
+
+    def perform(self, log: str, tag: Any, key: str = "") -> None:  # type: ignore[override]
+        super().perform(log, tag)
+
+
+class TickJob(Job):
+    """A recurring job: record each run in the file named by KAFKA_JOBS_TEST_TICK_LOG (set per worker)."""
+
+    queue_as = "delayed"
+
+    def perform(self, schedule: str) -> None:
+        record(
+            os.environ["KAFKA_JOBS_TEST_TICK_LOG"],
+            event="tick",
+            schedule=schedule,
+            job_id=self.job_id,
+            at=time.time(),
+            enqueued_at=self.enqueued_at.timestamp() if self.enqueued_at else None,
+        )
+
+
+class DelayRetryJob(Job):
+    """On the retry="delay" route: record each run; fail if ``fail`` (always)."""
+
+    queue_as = "delayretry"
+
+    def perform(self, log: str, tag: str, fail: bool = False) -> None:
+        trace(log, "ran", self, tag=tag, executions=self.executions)
+        if fail:
+            raise RuntimeError(f"planned failure of {tag}")

@@ -25,3 +25,17 @@ routes += [
     active_job_topic("retry3", partitions=1, dead_letter_queue={"topic": "retry3.dead", "max_retries": 3}),
     active_job_topic("backoff", partitions=1, backoff={"initial": 0.5, "maximum": 4.0, "exponential": True}),
 ]
+
+# --- Delayed jobs and non-blocking retries (worktree delays) ---------------------------------------------------
+routes += [
+    active_job_topic("delayed", partitions=2),
+]
+routes += [
+    active_job_topic(
+        "delayretry",
+        partitions=1,
+        retry="delay",
+        backoff={"initial": 1.0, "maximum": 1.0},
+        dead_letter_queue={"topic": "delayretry.dead", "max_retries": 2},
+    ),
+]

@@ -60,3 +60,9 @@ if os.environ.get("KAFKA_JOBS_TEST_ROOT_LOGGING"):
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "root"}},
         "root": {"handlers": ["stderr"], "level": "WARNING"},
     }
+
+# --- Delayed and recurring jobs (worktree delays) ---------------------------------------------------------
+# A short ladder of two small tier topics per test keeps the broker light and the delay tests fast; the
+# default ladder is covered by the unit tests of kafka_jobs.delays.tiers.
+KAFKA_JOBS.setdefault("DELAY_TIERS", [1, 3])
+KAFKA_JOBS.setdefault("DELAY_PARTITIONS", 2)

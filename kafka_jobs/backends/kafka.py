@@ -11,6 +11,7 @@ from django.core import checks
 
 from .. import registry
 from ..conf import get_settings
+from ..delays.messages import delayed_until
 from ..exceptions import ConfigurationError, InvalidJob
 from ..headers import job_headers
 from ..job import Job
@@ -69,7 +70,7 @@ def build_message(job: Job, payload: bytes) -> OutgoingMessage:
 class KafkaBackend(BaseBackend):
     """Dispatch to Kafka with the job class's ``dispatch_method`` / ``dispatch_many_method``."""
 
-    supports_defer = True  # the worker holds a scheduled job until it is due
+    supports_defer = True  # a scheduled job waits in the delay tiers until it is due
 
     def validate_job(self, job: Job) -> None:
         """Also refuse a job whose queue is not routed, so a typo in ``queue_as`` fails here, not in a stray topic."""
@@ -125,4 +126,6 @@ class KafkaBackend(BaseBackend):
 def _message(prepared: Prepared) -> OutgoingMessage:
     if prepared.message is None:  # prepared by another backend's prepare(): build it now
         prepared.message = build_message(prepared.job, prepared.payload)
-    return prepared.message
+    # A job due later waits in a delay tier, never in its queue. Chosen when sent: a job dispatched at the
+    # commit of a transaction may be due by then.
+    return delayed_until(prepared.message, prepared.job.scheduled_at, get_settings())

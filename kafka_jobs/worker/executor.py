@@ -43,9 +43,12 @@ from ..clock import seconds_until
 from ..conf import Backoff, KafkaJobsSettings
 from ..deadletter.delivery import DeadLetterDelivery, Delivered, PendingDeadLetter
 from ..deadletter.text import class_name, exception_message, safe_repr
+from ..delays.retry import retry_message
+from ..exceptions import EnqueueError
 from ..execution import run_job, worker_thread_context
 from ..headers import ID_HEADER, JOB_HEADER
 from ..job import Job, MessageInfo
+from ..producer import get_producer
 from ..retry import Action, Decision
 from ..routing import Route, get_routes
 from ..serializer import Envelope, get_serializer, may_pass
@@ -220,6 +223,7 @@ class Executor:
         wait = seconds_until(job.scheduled_at)
         if wait > 0:
             return Outcome(Verdict.RETRY, delay=wait, counts_as_failure=False)
+        attempt += job.executions  # runs before this message: a job retried through the delay tiers
         job.executions = attempt - 1  # run_job counts this execution
         job.message = _info(message)
         # Building the log subject costs as much as a no-op job: only when the lines are shown.
@@ -272,7 +276,7 @@ class Executor:
             _send(signals.job_discarded, type(job), job=job, message=job.message, exception=exc)
             return Outcome(Verdict.DONE, error=exc)
         if decision.action is Action.RETRY:
-            return self._retry(subject, job, exc, decision.delay, "retry_on")
+            return self._retry(message, route, subject, job, exc, decision.delay, "retry_on", owned)
         dlq = route.dead_letter_queue
         retries_spent = decision.rule is not None or (dlq is not None and attempt > dlq.max_retries)
         if dlq is not None and retries_spent:
@@ -284,10 +288,32 @@ class Executor:
                 owned,
                 ("%s failed with %s; retries spent (%s)", subject, safe_repr(exc), spent),
             )
-        return self._retry(subject, job, exc, self.backoff_for(route).delay(attempt), "backoff")
+        return self._retry(message, route, subject, job, exc, self.backoff_for(route).delay(attempt), "backoff", owned)
 
-    def _retry(self, subject: Subject, job: Job, exc: Exception, delay: float, why: str) -> Outcome:
+    def _retry(
+        self,
+        message: Any,
+        route: Route,
+        subject: Subject,
+        job: Job,
+        exc: Exception,
+        delay: float,
+        why: str,
+        owned: Callable[[], bool],
+    ) -> Outcome:
         _report_failure(job, exc, will_retry=True)
+        if route.retry == "delay" and owned() and self._enqueue_retry(message, subject, job, delay):
+            logger.warning(
+                "%s failed with %s; retrying in %.2fs through the delay tiers (%s)",
+                subject,
+                safe_repr(exc),
+                delay,
+                why,
+                exc_info=exc,
+                extra=subject.extra,
+            )
+            _send(signals.job_retried, type(job), job=job, message=job.message, exception=exc, delay=delay)
+            return Outcome(Verdict.DONE, error=exc)  # committed: the partition keeps flowing
         logger.warning(
             "%s failed with %s; retrying in %.2fs (%s)",
             subject,
@@ -299,6 +325,21 @@ class Executor:
         )
         _send(signals.job_retried, type(job), job=job, message=job.message, exception=exc, delay=delay)
         return Outcome(Verdict.RETRY, delay=delay, error=exc)
+
+    def _enqueue_retry(self, message: Any, subject: Subject, job: Job, delay: float) -> bool:
+        """Enqueue ``job`` again through the delay tiers (route ``retry="delay"``); False if Kafka refused."""
+        try:
+            get_producer().produce([retry_message(message, job, delay, self.settings)], sync=True)
+        except EnqueueError as produce_error:
+            logger.error(
+                "%s: could not enqueue the retry through the delay tiers (%s); it waits at the head of its "
+                "partition instead",
+                subject,
+                produce_error,
+                extra=subject.extra,
+            )
+            return False
+        return True
 
     def _unloadable(
         self, message: Any, route: Route, exc: Exception, attempt: int, owned: Callable[[], bool]

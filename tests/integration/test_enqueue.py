@@ -114,7 +114,8 @@ def test_wait_counts_from_the_enqueue_not_from_set(kafka_env: KafkaEnv) -> None:
     after = timezone.now()
     get_producer().flush(10)
 
-    [envelope] = [e for e in read_envelopes(kafka_env, "default") if e.job_id == job.job_id]
+    # Due in 30 s, it waits in the longest delay tier of the test ladder (kafka_jobs.delay.3s), not in its queue.
+    [envelope] = [e for e in read_envelopes(kafka_env, "kafka_jobs.delay.3s") if e.job_id == job.job_id]
     assert envelope.enqueued_at is not None and envelope.scheduled_at is not None
     assert before <= envelope.enqueued_at <= after
     assert envelope.scheduled_at - envelope.enqueued_at == dt.timedelta(seconds=30)

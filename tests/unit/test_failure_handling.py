@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, OperationalError
 
-from kafka_jobs import Job, MessageInfo, retry_on, signals
+from kafka_jobs import BrokerUnavailable, Job, MessageInfo, retry_on, signals
 from kafka_jobs.conf import get_settings
 from kafka_jobs.deadletter import delivery as delivery_module
 from kafka_jobs.deadletter.writer import DeadLetterWriteFailed
@@ -596,3 +596,81 @@ def test_decisions_for_partitions_the_worker_lost_are_forgotten(producer: FakePr
 
     assert kept.verdict is Verdict.RETRY and runs_before == 1  # only the write was retried
     assert again.verdict is Verdict.RETRY and len(seen) == 2 and producer.produced == []
+
+
+# --- retry="delay" (worktree delays) ---------------------------------------------------------------------------
+
+DELAY_ROUTE = active_job_topic("jobs", retry="delay", dead_letter_queue={"topic": "jobs.dead", "max_retries": 2})
+
+
+class JobProducer:
+    """The process producer, through which a retry="delay" job is enqueued again; ``fail`` makes it raise."""
+
+    def __init__(self) -> None:
+        self.produced: list[tuple[list[OutgoingMessage], bool]] = []
+        self.fail: Exception | None = None
+
+    def produce(self, messages: list[OutgoingMessage], *, sync: bool) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.produced.append((list(messages), sync))
+
+
+@pytest.fixture
+def job_producer(monkeypatch: pytest.MonkeyPatch) -> JobProducer:
+    fake = JobProducer()
+    monkeypatch.setattr(executor_module, "get_producer", lambda: fake)
+    return fake
+
+
+def test_with_retry_delay_a_failed_job_is_committed_and_enqueued_again_through_the_tiers(
+    job_producer: JobProducer, events: list
+) -> None:
+    job = UnitJob("fail")
+
+    outcome = run(message_for(job), route=DELAY_ROUTE)
+
+    assert outcome.verdict is Verdict.DONE  # its partition moves on
+    [([again], sync)] = job_producer.produced
+    assert sync  # acknowledged before the failed message is committed
+    assert again.topic.startswith(get_settings().queue_prefix + "kafka_jobs.delay.")
+    assert dict(again.headers or [])["kj-delay-topic"] == b"jobs"
+    assert dict(again.headers or [])["kj-delay-partition"] == b"2"
+    assert again.key == b"the-key"
+    envelope = JsonSerializer().loads(again.value)
+    assert (envelope.job_id, envelope.executions) == (job.job_id, 1)
+    assert names(events) == ["job_started", "job_failed", "job_retried"]
+
+
+def test_a_job_retried_through_the_tiers_counts_its_earlier_runs_and_is_dead_lettered_after_its_retries(
+    job_producer: JobProducer, producer: FakeProducer
+) -> None:
+    job = UnitJob("fail")
+    job.executions = 2  # it ran twice before this message
+
+    outcome = run(message_for(job), route=DELAY_ROUTE)
+
+    assert outcome.verdict is Verdict.DONE
+    assert seen[-1]["executions"] == 3
+    assert job_producer.produced == []
+    [letter] = producer.produced
+    assert letter.topic == "jobs.dead"
+    assert dict(letter.headers or [])["kj-dlq-attempts"] == b"3"
+
+
+def test_when_the_retry_cannot_be_enqueued_the_job_waits_at_the_head_of_its_partition(
+    job_producer: JobProducer,
+) -> None:
+    job_producer.fail = BrokerUnavailable("down")
+
+    outcome = run(message_for(UnitJob("fail")), route=DELAY_ROUTE)
+
+    assert outcome.verdict is Verdict.RETRY
+    assert outcome.delay == get_settings().backoff.delay(1)
+
+
+def test_a_partition_no_longer_owned_is_not_retried_through_the_tiers(job_producer: JobProducer) -> None:
+    outcome = run(message_for(UnitJob("fail")), route=DELAY_ROUTE, owned=False)
+
+    assert outcome.verdict is Verdict.RETRY
+    assert job_producer.produced == []

@@ -10,8 +10,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kafka_jobs.conf import get_settings
 from kafka_jobs.exceptions import KafkaJobsError
+from kafka_jobs.internal_topics import create_internal_topics, missing_internal_topics
 from kafka_jobs.management.argtypes import positive_int
+from kafka_jobs.recurring.loader import get_recurring
 from kafka_jobs.routing import get_routes
+from kafka_jobs.timekeeper import Timekeeper
 from kafka_jobs.topics import create_topics, missing_topics
 from kafka_jobs.worker import ExitCode, KafkaConsumerFactory, Shutdown, Worker
 
@@ -49,21 +52,35 @@ class Command(BaseCommand):
             help="Level of the kafka_jobs loggers (default: the one LOGGING sets, else INFO).",
         )
         parser.add_argument("--skip-checks", action="store_true", help="Skip system checks.")
+        scheduling = parser.add_mutually_exclusive_group()
+        scheduling.add_argument(
+            "--no-scheduling",
+            action="store_true",
+            help="Run jobs only: no delay forwarder, no recurring scheduler (other workers must run them).",
+        )
+        scheduling.add_argument(
+            "--scheduling-only",
+            action="store_true",
+            help="Run only the delay forwarder and the recurring scheduler, no jobs.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not options["skip_checks"]:  # as runserver does: a worker runs the project's code too
             self.stdout.write("Performing system checks...\n\n")
             self.check(display_num_errors=True)
         configure_logging(options["log_level"])
+        scheduling_only = options["scheduling_only"]
         try:
             settings = get_settings()
             table = get_routes()
-            routes = table.select(options["queues"]) if options["queues"] else list(table)
-            if not routes:
+            recurring = get_recurring()
+            routes = [] if scheduling_only else table.select(options["queues"]) if options["queues"] else list(table)
+            if not routes and not scheduling_only:
                 raise CommandError(f"No routes are declared in {settings.routes}: nothing to consume.")
             if options["create_topics"]:
                 create_topics(settings, routes)
-            missing = missing_topics(settings, routes)
+                create_internal_topics(settings, recurring=bool(recurring))
+            missing = missing_topics(settings, routes) + missing_internal_topics(settings, recurring=bool(recurring))
             if missing:
                 raise CommandError(
                     f"Topic(s) {', '.join(missing)} do not exist. Create them with 'manage.py kafkatopics create' "
@@ -73,6 +90,13 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         shutdown = Shutdown()
         shutdown.install()
+        timekeeper = None if options["no_scheduling"] else Timekeeper(settings, recurring, shutdown)
+        if scheduling_only:
+            assert timekeeper is not None
+            timekeeper.run_until_stopped()
+            if shutdown.exit_code is not ExitCode.OK:
+                sys.exit(int(shutdown.exit_code))
+            return
         worker = Worker(
             settings,
             routes,
@@ -82,6 +106,12 @@ class Command(BaseCommand):
             shutdown=shutdown,
             consumer_factory=KafkaConsumerFactory(settings),
         )
-        code = worker.run()
+        if timekeeper is not None:
+            timekeeper.start()
+        try:
+            code = worker.run()
+        finally:
+            if timekeeper is not None:
+                timekeeper.close()
         if code is not ExitCode.OK:
             sys.exit(int(code))
