@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from ..job import Job
 
 MISSED_POLICIES = ("latest", "skip")
+# A tick at most this late still fires (a busy machine or a takeover is not downtime); later ones were missed.
+DEFAULT_GRACE = dt.timedelta(seconds=60)
 NAME_RE = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
 # Job ids of ticks are uuid5(TICK_NAMESPACE, "<schedule name>@<tick, ISO 8601 UTC>"): the same on every worker.
 TICK_NAMESPACE = uuid.UUID("6f1c2b0e-5a8e-4a47-9d3e-2c8f0b7d4e61")
@@ -37,6 +39,7 @@ class RecurringJob:
     kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     queue: str | None = None
     missed: str = "latest"
+    grace: dt.timedelta = DEFAULT_GRACE
 
     @property
     def job_name(self) -> str:
@@ -59,6 +62,7 @@ def recurring_job(
     kwargs: Mapping[str, Any] | None = None,
     queue: str | None = None,
     missed: str = "latest",
+    grace: dt.timedelta | float = DEFAULT_GRACE,
 ) -> RecurringJob:
     """Declare a job enqueued on a schedule, in the routes module's ``recurring_jobs`` list.
 
@@ -72,7 +76,9 @@ def recurring_job(
         every: a fixed interval instead of ``cron`` (a timedelta or seconds, at least 1 s), counted from the epoch.
         args, kwargs: the arguments of every tick's job (encoded like ``perform_later``'s).
         queue: the queue to enqueue to (default: the job's ``queue_as``).
-        missed: after downtime, ``"latest"`` runs the latest missed tick once; ``"skip"`` runs none of them.
+        missed: ticks more than ``grace`` late were missed (no scheduler ran): ``"latest"`` runs the latest
+            of them once; ``"skip"`` runs none of them.
+        grace: how late a tick may be and still fire (default 60 s; a timedelta or seconds).
     """
     where = f"recurring_job({name!r})"
     if not isinstance(name, str) or not NAME_RE.match(name):
@@ -96,7 +102,11 @@ def recurring_job(
         raise ConfigurationError(f"{where}: queue must be a queue name, got {queue!r}.")
     if missed not in MISSED_POLICIES:
         raise ConfigurationError(f"{where}: missed must be one of {MISSED_POLICIES}, got {missed!r}.")
-    return RecurringJob(name, job, schedule, tuple(args), dict(kwargs or {}), queue, missed)
+    if isinstance(grace, int | float) and not isinstance(grace, bool):
+        grace = dt.timedelta(seconds=grace)
+    if not isinstance(grace, dt.timedelta) or grace < dt.timedelta(0):
+        raise ConfigurationError(f"{where}: grace must be a timedelta (or seconds) >= 0, got {grace!r}.")
+    return RecurringJob(name, job, schedule, tuple(args), dict(kwargs or {}), queue, missed, grace)
 
 
 def _is_job(job: Any) -> bool:

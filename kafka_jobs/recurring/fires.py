@@ -80,14 +80,19 @@ def tick_to_fire(
 ) -> dt.datetime | None:
     """Return the tick to fire at ``now``, or None.
 
-    Only the latest tick at or before ``now`` is ever fired, and only if it is later than the last fire
-    (and than ``since``, when the schedule was first seen): ticks missed while no scheduler ran collapse
-    into one. With ``missed="skip"`` that tick fires only if it is at most ``grace`` old, i.e. on time.
+    Every tick fires once, in order, if it is at most ``grace`` late (a busy machine or a takeover is not
+    downtime). Ticks later than that were missed while no scheduler ran: with ``missed="latest"`` only the
+    latest of them fires, once; with ``"skip"`` none does. A schedule never fires for the time before it was
+    first seen (``since``).
     """
-    latest = schedule.latest_at(now)
-    if latest is None:
+    start = record.last_tick or record.since
+    following = schedule.next_after(start)
+    if following is None or following > now:
         return None
-    if latest <= record.since or (record.last_tick is not None and latest <= record.last_tick):
+    if now - following <= grace:
+        return following
+    latest = schedule.latest_at(now)
+    if latest is None or latest <= start:
         return None
     if missed == "skip" and now - latest > grace:
         return None

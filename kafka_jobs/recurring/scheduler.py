@@ -36,8 +36,6 @@ from .loader import job_class, queue_of
 logger = logging.getLogger("kafka_jobs.recurring")
 
 POLL_TIMEOUT = 1.0
-# With missed="skip", a tick fires only if it is at most this late (a takeover or a busy machine is not downtime).
-SKIP_GRACE = dt.timedelta(seconds=60)
 RETRY_DELAY = dt.timedelta(seconds=1)
 
 
@@ -174,7 +172,7 @@ class RecurringScheduler:
             record = self.records.get(item.name)
             if record is None:
                 new.append(FireRecord(item.name, since=now, schedule=item.schedule.describe()))
-            elif (tick := tick_to_fire(item.schedule, record, now, item.missed, SKIP_GRACE)) is not None:
+            elif (tick := tick_to_fire(item.schedule, record, now, item.missed, item.grace)) is not None:
                 due.append((item, record, tick))
         if not (new or due) or not self._fence():
             return

@@ -88,19 +88,24 @@ def test_after_downtime_missed_ticks_collapse_into_one_fire_and_ticks_go_on(kafk
     first.send(signal.SIGTERM)
     assert first.wait() == 0, first.output()
     last_before = _last_fire()  # its job may not have run yet: a stopping worker starts no new job
-    before = len(_runs(log))
-    wait_for(lambda: time.time() >= last_before.timestamp() + 4.5, 10)  # ticks pass with no scheduler running
+    wait_for(lambda: time.time() >= last_before.timestamp() + 7.5, 15)  # ticks pass with no scheduler running
 
     restarted_at = time.time()
     kafka_env.start_worker("--queues", "delayed", KAFKA_JOBS_TEST_TICK_LOG=log)
-    wait_for(lambda: len(_runs(log)) >= before + 3, 60, message="the restarted worker fired too few ticks")
+    wait_for(
+        lambda: len([tick for tick in _fired_ticks(log, started) if tick > last_before]) >= 3,
+        60,
+        message="the restarted worker fired too few ticks",
+    )
 
     fired = _fired_ticks(log, started)
     assert len(fired) == len(set(fired)), f"a tick fired twice: {fired}"
     after = [tick for tick in fired if tick > last_before]
     catch_up = after[0]
-    assert catch_up.timestamp() >= restarted_at - 1  # the missed ticks before the restart collapsed into it
-    assert [(b - a).total_seconds() for a, b in itertools.pairwise(after)] == [1.0] * (len(after) - 1)
+    # The ticks missed while no worker ran (more than grace=3 s late) collapsed into one fire, the latest.
+    assert catch_up.timestamp() >= restarted_at - 3
+    assert catch_up - last_before >= dt.timedelta(seconds=4)
+    assert len(after) >= 3  # and the schedule goes on
 
 
 @pytest.mark.kafka_jobs_overrides({"ROUTES": "tests.kafka_routes"})

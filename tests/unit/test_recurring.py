@@ -22,9 +22,10 @@ from kafka_jobs.conf import build_settings
 from kafka_jobs.exceptions import ConfigurationError
 from kafka_jobs.recurring import RecurringJob, recurring_job
 from kafka_jobs.recurring.checks import check_recurring
+from kafka_jobs.recurring.declaration import DEFAULT_GRACE as SKIP_GRACE
 from kafka_jobs.recurring.fires import FireRecord, tick_to_fire
 from kafka_jobs.recurring.loader import get_recurring, load_recurring
-from kafka_jobs.recurring.scheduler import SKIP_GRACE, RecurringScheduler
+from kafka_jobs.recurring.scheduler import RecurringScheduler
 from kafka_jobs.recurring.timing import CronSchedule, IntervalSchedule, time_zone
 from tests.jobs import TickJob
 
@@ -152,6 +153,26 @@ def test_after_downtime_latest_fires_the_latest_missed_tick_once_and_skip_fires_
     assert tick_to_fire(HOURLY, record, now, "skip", SKIP_GRACE) is None
     on_time = at("2030-01-01T10:00:30+00:00")  # a takeover after a short delay is not downtime
     assert tick_to_fire(HOURLY, record, on_time, "skip", SKIP_GRACE) == at("2030-01-01T10:00:00+00:00")
+
+
+def test_ticks_at_most_grace_late_all_fire_in_order_later_ones_collapse() -> None:
+    minutely = IntervalSchedule(dt.timedelta(minutes=1))
+    record = FireRecord("m", SINCE, last_tick=at("2030-01-01T10:00:00+00:00"))
+    now = at("2030-01-01T10:02:30+00:00")  # 10:01 and 10:02 are due; 10:01 is 90 s late
+    patient = dt.timedelta(minutes=5)
+    assert tick_to_fire(minutely, record, now, "latest", patient) == at("2030-01-01T10:01:00+00:00")
+    record = FireRecord("m", SINCE, last_tick=at("2030-01-01T10:01:00+00:00"))
+    assert tick_to_fire(minutely, record, now, "latest", patient) == at("2030-01-01T10:02:00+00:00")
+    strict = dt.timedelta(seconds=60)  # 10:01 was missed: only the latest (10:02) fires
+    record = FireRecord("m", SINCE, last_tick=at("2030-01-01T10:00:00+00:00"))
+    assert tick_to_fire(minutely, record, now, "latest", strict) == at("2030-01-01T10:02:00+00:00")
+
+
+def test_grace_is_a_non_negative_interval() -> None:
+    assert recurring_job("a", TickJob, every=60, grace=5).grace == dt.timedelta(seconds=5)
+    assert recurring_job("a", TickJob, every=60).grace == dt.timedelta(seconds=60)
+    with pytest.raises(ConfigurationError, match="grace must be"):
+        recurring_job("a", TickJob, every=60, grace=-1)
 
 
 def test_a_new_schedule_never_fires_for_the_time_before_it_was_first_seen() -> None:
