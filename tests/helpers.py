@@ -21,6 +21,7 @@ T = TypeVar("T")
 MAX_TOPIC_NAME = 200
 TOPIC_TIMEOUT = 15.0
 _SEPARATORS = re.compile(r"[^a-zA-Z0-9._]+")  # runs of anything else, hyphens too, become one "-"
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 def wait_for(
@@ -45,6 +46,15 @@ def wait_for(
             text = message() if callable(message) else message
             raise AssertionError(f"{text} (waited {timeout:g} s)")
         time.sleep(min(interval, remaining))
+
+
+def param_id(value: object) -> str:
+    """Return ``repr(value)`` without memory addresses, for ``parametrize(ids=param_id)``.
+
+    Why: pytest-xdist runs the suite in several processes and requires every one to collect the same test
+    ids; ``repr`` of a function or a plain object holds its address, which differs between processes.
+    """
+    return _ADDRESS.sub("", repr(value))
 
 
 def unique_topic_name(test_name: str, label: str = "") -> str:

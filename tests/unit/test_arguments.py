@@ -12,6 +12,7 @@ import pytest
 
 from kafka_jobs.arguments import MAX_DEPTH, TAG, decode, encode
 from kafka_jobs.exceptions import ArgumentLoadError, DecodeError, EncodeError
+from tests.helpers import param_id
 from tests.models import Widget
 
 UTC = dt.UTC
@@ -134,7 +135,7 @@ class Opaque:
         ({"ok": {None: 1}}, "must be str"),
         (object, "type"),
     ],
-    ids=repr,
+    ids=param_id,
 )
 def test_unsupported_value_raises_encode_error(value: Any, match: str) -> None:
     with pytest.raises(EncodeError, match=match):

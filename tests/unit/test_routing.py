@@ -24,6 +24,7 @@ from kafka_jobs.routing import (
     get_routes,
     load_routes,
 )
+from tests.helpers import param_id
 
 _counter = itertools.count()
 
@@ -97,7 +98,7 @@ def test_dicts_are_coerced_into_option_objects() -> None:
         ({"backoff": {"initial": 5, "maximum": 1}}, "maximum"),
         ({"backoff": {"INITIAL": 1}}, "no option"),
     ],
-    ids=repr,
+    ids=param_id,
 )
 def test_invalid_option_is_an_error_naming_the_queue(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigurationError, match=match) as info:
