@@ -1,5 +1,5 @@
 # The few commands a newcomer needs. A fresh clone needs only Python >= 3.11 and make:
-#   make test    lint, format check and the whole test suite (starts its own Kafka broker)
+#   make test    lint, format check and the whole test suite (parallel processes, each with its own broker)
 #   make demo    run the demo against an embedded broker
 # PYTHON selects the interpreter (PYTHON=python3.12 make test); each Python version gets its own
 # virtualenv (.venv-3.11, .venv-3.12, ...), so versions never overwrite each other's install.
@@ -21,7 +21,7 @@ ifeq ($(PYTHON_BIN),)
 $(error No working interpreter for PYTHON=$(PYTHON) (see the message above))
 endif
 PYTHON_VERSION := $(shell '$(PYTHON_BIN)' -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-# Checked here: pip would otherwise spend minutes looking for a Django that supports the old version.
+# Checked here: with Python 3.10, pip ran for over ten minutes without an answer.
 ifneq ($(shell '$(PYTHON_BIN)' -c 'import sys; print(sys.version_info >= (3, 11))'),True)
 $(error kafka_jobs needs Python 3.11 or later, but PYTHON=$(PYTHON) is Python $(PYTHON_VERSION) ($(PYTHON_BIN)). Install Python 3.11 or later, or point PYTHON at one, e.g. PYTHON=python3.12)
 endif
