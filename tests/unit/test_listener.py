@@ -40,6 +40,9 @@ def test_revocation_drops_unstarted_jobs_waits_for_the_running_one_and_commits_i
     run = start_with_slow_job(cluster, gates)
     consumer = run.consumer
     assert consumer is not None
+    # Partition 1's job commits on its own; once it has, the commit below is the last one (under load it
+    # could otherwise come after the revocation's).
+    wait_for(lambda: cluster.offset("jobs", 1) == 1, WAIT)
 
     consumer.revoke(("jobs", 0))
     state = run.worker.ledger.partitions[("jobs", 0)]
