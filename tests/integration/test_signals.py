@@ -7,6 +7,7 @@ handler that did the same waited for that lock forever (issue 7, item 10), and l
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -62,7 +63,8 @@ def test_a_signal_inside_the_stop_request_neither_deadlocks_nor_is_ignored(
             assert kafka_env.committed("single") == 1
         else:  # the second signal exits at once
             assert code == ExitCode.FORCED, text
-            assert "Second SIGTERM: exiting at once" in text
+            # Either may count as second: the worker's threads take signals in any order on a busy machine.
+            assert re.search(r"Second SIG(INT|TERM): exiting at once", text), text
         assert [r["args"] for r in read_records(jobs)] == [["only"]]
     finally:
         if worker.poll() is None:
