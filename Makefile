@@ -32,11 +32,11 @@ VENV_PY := $(VENV)/bin/python
 # Touched after a successful install; pyproject.toml being newer means "install again".
 INSTALL_STAMP := $(VENV)/.installed
 
-.PHONY: help venv test lint format typecheck demo run bench clean
+.PHONY: help venv system-packages test lint format typecheck demo run bench clean
 
 help:
 	@echo "make venv       create .venv-X.Y (X.Y: the version of PYTHON=$(PYTHON)), pip install -e .[dev]"
-	@echo "make test       ruff check, ruff format --check, then pytest in TEST_WORKERS=$(TEST_WORKERS) processes (ARGS=... go to pytest)"
+	@echo "make test       scripts/system-packages (PostgreSQL, Chromium), ruff check, ruff format --check, then pytest in TEST_WORKERS=$(TEST_WORKERS) processes (ARGS=... go to pytest)"
 	@echo "make lint       ruff check and ruff format --check"
 	@echo "make format     ruff format and ruff check --fix"
 	@echo "make typecheck  mypy kafka_jobs"
@@ -55,7 +55,11 @@ $(INSTALL_STAMP): pyproject.toml | $(VENV_PY)
 
 venv: $(INSTALL_STAMP)
 
-test: lint
+# Debian packages some tests need (PostgreSQL, Chromium); installs them on a fresh machine (as root).
+system-packages:
+	bash scripts/system-packages
+
+test: lint system-packages
 	$(VENV_PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(ARGS)
 
 lint: venv
