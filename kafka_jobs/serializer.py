@@ -94,6 +94,10 @@ class Serializer(Protocol):
     def dumps(self, job: Job) -> bytes: ...
     def loads(self, raw: bytes | None) -> Envelope: ...
 
+    # Optional: ``reset_executions(raw) -> bytes``, the message with its run count set back to 0 (used when a
+    # dead letter is replayed, so a job retried through the delay tiers gets its retries again). Without it,
+    # replayed messages keep their count.
+
 
 def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
@@ -146,6 +150,17 @@ class JsonSerializer:
             return _ENCODER.encode(body).encode()
         except (TypeError, ValueError) as exc:
             raise EncodeError(f"Cannot encode {job!r}: {exc}") from exc
+
+    def reset_executions(self, raw: bytes) -> bytes:
+        """Return ``raw`` with ``executions`` 0; unchanged (same bytes) if it is 0 already or not an envelope."""
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError):
+            return raw
+        if not isinstance(data, dict) or not is_int_at_least(data.get("executions"), 1):
+            return raw
+        data["executions"] = 0
+        return _ENCODER.encode(data).encode()
 
     def loads(self, raw: bytes | None) -> Envelope:
         """Decode a message value; raise ``DecodeError`` keeping the raw bytes (each field's type is checked)."""

@@ -49,13 +49,22 @@ def replay_message(letter: DeadLetter, source_partitions: int) -> OutgoingMessag
         partition = letter.source_partition
     return OutgoingMessage(
         letter.source_topic,
-        letter.value or b"",
+        _with_fresh_retries(letter.value or b""),
         key=letter.key,
         partition=partition,
         headers=headers,
         description=f"replay of {letter.where}"
         + (f" (job {letter.job_name} {letter.job_id})" if letter.job_id else ""),
     )
+
+
+def _with_fresh_retries(value: bytes) -> bytes:
+    """A replayed job gets its retries again: a job retried through the delay tiers counts its runs in the
+    message (``executions``), so without this it would be dead-lettered again at its first failure."""
+    from ..serializer import get_serializer
+
+    reset = getattr(get_serializer(), "reset_executions", None)
+    return reset(value) if reset is not None else value
 
 
 def replay_dead_letters(

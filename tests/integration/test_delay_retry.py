@@ -10,6 +10,7 @@ from kafka_jobs import perform_all_later
 from kafka_jobs.producer import get_producer
 from tests.helpers import wait_for
 from tests.integration.conftest import KafkaEnv
+from tests.integration.test_deadletter import kafkadlq
 from tests.integration.test_failures import dead_letters, headers_of
 from tests.jobs import DelayRetryJob, read_records_so_far
 
@@ -47,3 +48,9 @@ def test_a_failing_job_does_not_hold_its_partition_and_is_dead_lettered_after_it
     assert headers["kj-dlq-source-topic"] == kafka_env.topic("delayretry")
     assert headers["kj-id"] == failing.job_id
     assert not any(key.startswith("kj-delay-") for key in headers)
+
+    # Replayed, it gets its retries again (the count in the message starts afresh), then is dead-lettered again.
+    assert "1 message(s) replayed" in kafkadlq("replay", "--queue", "delayretry", "--all")
+    wait_for(lambda: len(dead_letters(kafka_env, "delayretry")) == 2, 60, message="the replay was not dead-lettered")
+    assert [r["executions"] for r in _runs(log, "failing")] == [1, 2, 3, 1, 2, 3]
+    assert headers_of(dead_letters(kafka_env, "delayretry")[1])["kj-dlq-attempts"] == "3"

@@ -338,3 +338,15 @@ def test_an_unexpected_error_building_the_job_becomes_a_decode_error_keeping_its
         serializer.loads(raw).to_job()
 
     assert isinstance(info.value.__cause__, RecursionError)
+
+
+def test_reset_executions_sets_the_run_count_to_zero_and_leaves_everything_else() -> None:
+    data = {"v": ENVELOPE_VERSION, "job": "x", "id": "i", "queue": "q", "args": [1], "kwargs": {}, "executions": 3}
+    raw = json.dumps(data).encode()
+    reset = json.loads(JsonSerializer().reset_executions(raw))
+    assert reset == {**data, "executions": 0}
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b'{"executions": 0, "x": 1}', b'{"executions": "3"}'])
+def test_reset_executions_returns_the_same_bytes_when_there_is_nothing_to_reset(raw: bytes) -> None:
+    assert JsonSerializer().reset_executions(raw) is raw
