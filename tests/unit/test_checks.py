@@ -11,7 +11,7 @@ from django.test import override_settings
 
 from kafka_jobs import Job
 from kafka_jobs.backends.inline import InlineBackend
-from kafka_jobs.checks import check_backend, check_settings
+from kafka_jobs.checks import check_backend, check_routes, check_settings
 
 ROUTES = "tests.kafka_routes"
 
@@ -29,7 +29,7 @@ def ids(messages: list) -> list[str]:
 
 def all_checks() -> list:
     """What ``manage.py check`` reports for kafka_jobs: the settings, then the backend's own checks."""
-    return check_settings() + check_backend()
+    return check_settings() + check_routes() + check_backend()
 
 
 def test_invalid_settings_report_e001_naming_the_key() -> None:
@@ -59,6 +59,21 @@ def test_missing_routes_module_reports_e002_with_the_kafka_backend() -> None:
 
     assert error.id == "kafka_jobs.E002"
     assert "tests.no_such_routes" in error.msg
+
+
+@pytest.mark.parametrize("backend", ["async", "inline", "test"])
+def test_a_broken_routes_module_reports_e002_with_every_backend(backend: str) -> None:
+    with override_settings(JOB_BACKEND=backend, KAFKA_JOBS={"ROUTES": "tests.recurring_routes_badcron"}):
+        [error] = all_checks()
+
+    assert error.id == "kafka_jobs.E002"
+    assert "invalid cron expression 'every day at 3'" in error.msg
+
+
+@pytest.mark.parametrize("routes", ["tests.no_such_routes", "no_such_package.kafka_routes"])
+def test_no_routes_module_is_fine_without_the_kafka_backend(routes: str) -> None:
+    with override_settings(JOB_BACKEND="async", KAFKA_JOBS={"ROUTES": routes}):
+        assert all_checks() == []
 
 
 def test_job_on_unrouted_queue_reports_w001_with_the_kafka_backend() -> None:
