@@ -25,3 +25,15 @@ def queue_name(value: str) -> str:
             f"{value!r} is not a valid queue name: use {QUEUE_NAME_RULE} (it names a Kafka topic)"
         )
     return value
+
+
+def process_count(value: str) -> int:
+    """Parse ``--processes``: a whole number >= 1, or ``auto`` for the number of CPUs this process may use."""
+    if value.strip().lower() == "auto":
+        from kafka_jobs.supervisor import available_cpus
+
+        return available_cpus()
+    try:
+        return positive_int(value)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (or 'auto' for one per CPU)") from None

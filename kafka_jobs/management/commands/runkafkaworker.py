@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
+from django.conf import settings as django_settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
 
 from kafka_jobs.conf import get_settings
 from kafka_jobs.exceptions import KafkaJobsError
 from kafka_jobs.internal_topics import create_internal_topics, missing_internal_topics
-from kafka_jobs.management.argtypes import positive_int
+from kafka_jobs.management.argtypes import positive_int, process_count
 from kafka_jobs.recurring.loader import get_recurring
-from kafka_jobs.routing import get_routes
+from kafka_jobs.routing import Route, get_routes
+from kafka_jobs.supervisor import SupervisedChild, Supervisor, SupervisorGaveUp, option_arguments, program
 from kafka_jobs.timekeeper import Timekeeper
 from kafka_jobs.topics import create_topics, missing_topics
 from kafka_jobs.worker import ExitCode, KafkaConsumerFactory, Shutdown, Worker
@@ -43,6 +47,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--queues", nargs="+", metavar="QUEUE", help="Consume only these routed queues.")
         parser.add_argument("--concurrency", type=positive_int, help="Job threads (default: KAFKA_JOBS CONCURRENCY).")
+        parser.add_argument(
+            "--processes",
+            type=process_count,
+            default=1,
+            metavar="N",
+            help="Worker processes, each with its own consumer and threads, under a supervisor that restarts "
+            "them ('auto': one per CPU; default 1: no supervisor).",
+        )
         parser.add_argument("--max-jobs", type=positive_int, help="Exit after this many jobs completed.")
         parser.add_argument("--burst", action="store_true", help="Exit when every partition is drained.")
         parser.add_argument("--create-topics", action="store_true", help="Create missing routed topics first.")
@@ -69,7 +81,13 @@ class Command(BaseCommand):
             self.stdout.write("Performing system checks...\n\n")
             self.check(display_num_errors=True)
         configure_logging(options["log_level"])
+        child = SupervisedChild.from_environ()
+        if child is not None:
+            child.start()
         scheduling_only = options["scheduling_only"]
+        processes = options["processes"]
+        if processes > 1:
+            self._refuse_with_processes(options)
         try:
             settings = get_settings()
             table = get_routes()
@@ -77,6 +95,9 @@ class Command(BaseCommand):
             routes = [] if scheduling_only else table.select(options["queues"]) if options["queues"] else list(table)
             if not routes and not scheduling_only:
                 raise CommandError(f"No routes are declared in {settings.routes}: nothing to consume.")
+            if processes > 1:  # each worker process checks (or creates) the topics itself
+                self._supervise(processes, options, settings.shutdown_timeout, routes)
+                return
             if options["create_topics"]:
                 create_topics(settings, routes)
                 create_internal_topics(settings, recurring=bool(recurring))
@@ -108,10 +129,45 @@ class Command(BaseCommand):
         )
         if timekeeper is not None:
             timekeeper.start()
+        if child is not None:
+            child.report_ready()
         try:
             code = worker.run()
         finally:
             if timekeeper is not None:
                 timekeeper.close()
+        if code is not ExitCode.OK:
+            sys.exit(int(code))
+
+    def _refuse_with_processes(self, options: dict[str, Any]) -> None:
+        """Reject the options that have no meaning for several worker processes."""
+        if options["max_jobs"] is not None:
+            raise CommandError(
+                "--max-jobs cannot be combined with --processes above 1: each process would stop after its own "
+                "count and be restarted. Use --max-jobs with one process, or --burst to stop when drained."
+            )
+        if options["scheduling_only"]:
+            raise CommandError(
+                "--scheduling-only cannot be combined with --processes above 1: the delay forwarder and the "
+                "recurring scheduler need no more than one process. Start it without --processes."
+            )
+        if django_settings.SETTINGS_MODULE is None:
+            raise CommandError(
+                "--processes above 1 starts worker processes that load the settings by module name, but these "
+                "settings were made with settings.configure(). Use DJANGO_SETTINGS_MODULE or --settings."
+            )
+
+    def _supervise(self, processes: int, options: dict[str, Any], shutdown_timeout: float, routes: list[Route]) -> None:
+        """Run ``processes`` copies of this command (one process each) under a supervisor; exit with its status."""
+        parser = self.create_parser("manage.py", "runkafkaworker")
+        arguments = option_arguments(parser, options, drop={"processes", "skip_checks"})
+        command = [*program("runkafkaworker"), "runkafkaworker", *arguments, "--skip-checks"]
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": str(django_settings.SETTINGS_MODULE)}
+        connections.close_all()  # the children open their own; nothing here is used after they start
+        supervisor = Supervisor(command, processes, shutdown_timeout=shutdown_timeout, burst=options["burst"], env=env)
+        try:
+            code = supervisor.run()
+        except SupervisorGaveUp as exc:
+            raise CommandError(str(exc)) from exc
         if code is not ExitCode.OK:
             sys.exit(int(code))
