@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import platform
@@ -15,8 +16,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SECTIONS = ("enqueue", "processing", "latency", "memory", "delays")
+SECTIONS = ("enqueue", "processing", "latency", "memory", "delays", "processes")
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _at_least_one(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -25,6 +33,13 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run")
     parser.add_argument("--output", type=Path, help="result file (default: bench/results/<timestamp>.json)")
     parser.add_argument("--keep", action="store_true", help="keep worker logs (printed path) after the run")
+    parser.add_argument(
+        "--processes",
+        type=_at_least_one,
+        default=2,
+        metavar="N",
+        help="worker processes the processes section compares with one (default 2; 1 measures one process only)",
+    )
     parser.add_argument(
         "--profile", action="store_true", help="sample the processing workers with py-spy (pip install py-spy)"
     )
@@ -94,12 +109,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(options: argparse.Namespace, workdir: Path, broker: str) -> int:
-    from . import delays, enqueue, latency, memory, processing, profile
+    from . import delays, enqueue, latency, memory, processes, processing, profile
     from .env import Bench
     from .report import Report
     from .sizes import QUICK, Sizes
 
-    sizes = QUICK if options.quick else Sizes()
+    sizes = dataclasses.replace(QUICK if options.quick else Sizes(), processes=options.processes)
     run_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     report = Report(_meta(options, sizes, broker))
     profile_dir = None
@@ -116,6 +131,7 @@ def _run(options: argparse.Namespace, workdir: Path, broker: str) -> int:
         "latency": latency.run,
         "memory": memory.run,
         "delays": delays.run,
+        "processes": processes.run,
     }
     try:
         for name in SECTIONS:

@@ -129,10 +129,17 @@ class WorkerRun:
         return self.wait(timeout)
 
     def stats(self) -> dict[str, Any]:
-        """Return the probe summary the worker wrote at exit."""
+        """Return the probe summary the worker wrote at exit (merged over its processes, with --processes)."""
         if not self.stats_path.exists():
             raise RuntimeError(f"worker {self.pid} ran no probed job:\n{self.log_tail()}")
-        return dict(json.loads(self.stats_path.read_text()))
+        lines = [json.loads(line) for line in self.stats_path.read_text().splitlines() if line.strip()]
+        return {
+            "pid": self.pid,
+            "count": sum(line["count"] for line in lines),
+            "first": min(line["first"] for line in lines),
+            "last": max(line["last"] for line in lines),
+            "processes": lines,
+        }
 
     def hot_spots(self) -> list[tuple[str, float]]:
         """Return the profile summary (empty without --profile or py-spy)."""

@@ -55,3 +55,15 @@ class DelayedProbeJob(Job):
         log = latency_log()
         if log is not None and self.scheduled_at is not None:
             log.record(tag, time.time() - self.scheduled_at.timestamp())
+
+
+class CpuJob(Job):
+    """Compute for about a millisecond per 10,000 ``iterations`` in pure Python (holding the GIL), then tick."""
+
+    queue_as = "cpu6"
+
+    def perform(self, iterations: int) -> None:
+        total = 0
+        for i in range(iterations):
+            total += i * i
+        PROBE.tick()

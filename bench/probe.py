@@ -1,8 +1,9 @@
 """Cross-process measurement hooks for bench jobs: cheap enough to leave in a no-op job.
 
 A worker subprocess learns where to write from the environment: ``BENCH_STATS_FILE`` receives a JSON summary
-of the no-op jobs at exit (count, first and last ``time.monotonic()``, which is system-wide on Linux, so the
-bench process can compare it with its own clock); ``BENCH_LATENCY_FILE`` receives one line per latency job.
+of the no-op jobs at exit, one line per process (count, first and last ``time.monotonic()``, which is system-wide on
+Linux, so the bench process can compare it with its own clock); ``BENCH_LATENCY_FILE`` receives one line per
+latency job.
 """
 
 from __future__ import annotations
@@ -86,7 +87,9 @@ def latency_log() -> LatencyLog | None:
 def _dump_stats() -> None:
     path = os.environ.get("BENCH_STATS_FILE")
     if path and PROBE.count:
-        Path(path).write_text(json.dumps(PROBE.summary()))
+        # One line per process: the worker processes of ``--processes`` share the file (short appends are atomic).
+        with Path(path).open("a") as stats:
+            stats.write(json.dumps(PROBE.summary()) + "\n")
 
 
 atexit.register(_dump_stats)

@@ -24,6 +24,10 @@ class Sizes:
     tier_backlog: int = 1_000_000  # jobs waiting in a delay tier while the memory worker runs
     tier_small: int = 10_000  # the comparison
     tier_hold_seconds: float = 20.0  # how long each memory worker runs
+    processes: int = 2  # --processes: worker processes compared with one (the processes section)
+    process_noop: int = 100_000  # no-op jobs each of those workers runs
+    cpu_jobs: int = 5_000  # CPU-bound jobs each of those workers runs
+    cpu_iterations: int = 20_000  # the work of one CPU-bound job (about 2 ms)
 
 
 QUICK = Sizes(
@@ -36,4 +40,6 @@ QUICK = Sizes(
     delay_spread=20.0,
     tier_backlog=200_000,
     tier_hold_seconds=10.0,
+    process_noop=20_000,
+    cpu_jobs=1_500,
 )
