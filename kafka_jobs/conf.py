@@ -91,6 +91,11 @@ class KafkaJobsSettings:
     delay_tiers: tuple[float, ...] = DEFAULT_DELAY_TIERS
     delay_partitions: int = 6
     internal_replication_factor: int = -1  # -1: the broker's default.replication.factor
+    # Operations (kafka_jobs.ops): status reports, health file, trace propagation, custom job context.
+    report_interval: float = 5.0
+    health_file: str | None = None
+    tracing: bool = True
+    context: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +138,15 @@ _RULES: Mapping[str, _Rule] = {
     # The ladder's own rules (increasing, positive, whole milliseconds) are checked by delays.tiers.parse_tiers.
     "DELAY_TIERS": _Rule(lambda value: isinstance(value, list | tuple), "a list of delays in seconds"),
     "DELAY_PARTITIONS": _int_at_least(1),
+    "REPORT_INTERVAL": _SECONDS,
+    "HEALTH_FILE": _Rule(
+        lambda value: value is None or (isinstance(value, str) and bool(value)), "a file path or None"
+    ),
+    "TRACING": _of_type(bool),
+    "CONTEXT": _Rule(
+        lambda value: isinstance(value, list | tuple) and all(isinstance(v, str) for v in value),
+        "a list of dotted paths to job context classes",
+    ),
     "INTERNAL_REPLICATION_FACTOR": _Rule(
         lambda value: is_int_at_least(value, 1) or (is_int_at_least(value, -1) and value == -1),
         "an int >= 1, or -1 for the broker's default.replication.factor",
@@ -183,6 +197,8 @@ def build_settings(backend: Any, raw: Any) -> KafkaJobsSettings:
     kwargs: dict[str, Any] = {k.lower(): v for k, v in raw.items() if k != "BACKOFF"}
     if "BACKOFF" in raw:
         kwargs["backoff"] = _parse_backoff(raw["BACKOFF"])
+    if "CONTEXT" in raw:
+        kwargs["context"] = tuple(raw["CONTEXT"])
     if "DELAY_TIERS" in raw:
         kwargs["delay_tiers"] = parse_tiers(raw["DELAY_TIERS"])
     if not kwargs.get("bootstrap_servers", "x").strip():

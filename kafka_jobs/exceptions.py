@@ -69,3 +69,7 @@ class BrokerUnavailable(EnqueueError, ConnectionError):
 
 class ReplayRefused(KafkaJobsError, ValueError):
     """A dead letter replay was refused (already replayed, unknown offset or source); nothing was replayed."""
+
+
+class ReportError(KafkaJobsError, ValueError):
+    """A worker report or a queue command read from its topic could not be decoded."""

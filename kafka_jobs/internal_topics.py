@@ -1,4 +1,4 @@
-"""The topics kafka_jobs itself uses beside the routed ones: the delay tiers and the schedule topic.
+"""The topics kafka_jobs itself uses beside the routed ones: delay tiers, schedules, worker reports, commands.
 
 ``kafkatopics create`` and ``runkafkaworker --create-topics`` create them with the routed topics; the
 worker refuses to start while one is missing.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .conf import KafkaJobsSettings
 from .delays.tiers import DelayLadder
+from .ops.topics import OPS_TOPIC_CONFIG, commands_topic, reports_topic
 from .topics import create_missing, existing_topics
 
 TopicSpecs = dict[str, tuple[int, int, dict[str, str]]]
@@ -25,12 +26,14 @@ def schedule_topic(settings: KafkaJobsSettings) -> str:
 
 
 def internal_topics(settings: KafkaJobsSettings, *, recurring: bool) -> TopicSpecs:
-    """Return the delay tier topics, and the schedule topic if ``recurring`` jobs are declared."""
+    """Return the delay tier, reports and commands topics, and the schedule topic if ``recurring`` jobs are declared."""
     replication = settings.internal_replication_factor
     needed: TopicSpecs = {}
     for tier in DelayLadder(settings.delay_tiers, settings.queue_prefix):
         retention = max(MIN_TIER_RETENTION_MS, 2 * tier.delay_ms)
         needed[tier.topic] = (settings.delay_partitions, replication, {"retention.ms": str(retention)})
+    needed[reports_topic(settings)] = (1, replication, dict(OPS_TOPIC_CONFIG))
+    needed[commands_topic(settings)] = (1, replication, dict(OPS_TOPIC_CONFIG))
     if recurring:
         needed[schedule_topic(settings)] = (1, replication, {"cleanup.policy": "compact"})
     return needed
