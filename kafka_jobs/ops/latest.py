@@ -21,7 +21,7 @@ from ..exceptions import BrokerUnavailable, ConfigurationError
 BATCH = 500
 
 
-def reader_config(settings: KafkaJobsSettings) -> dict[str, Any]:
+def reader_config(settings: KafkaJobsSettings, fetch_wait_ms: int = 100) -> dict[str, Any]:
     """Return the configuration of a group-less reader (the consumer's security settings apply)."""
     extra = {k: v for k, v in settings.consumer.items() if k.startswith(("security.", "sasl.", "ssl."))}
     return {
@@ -33,15 +33,16 @@ def reader_config(settings: KafkaJobsSettings) -> dict[str, Any]:
         "enable.auto.offset.store": False,
         "enable.partition.eof": True,
         "auto.offset.reset": "earliest",
-        "fetch.wait.max.ms": 100,
+        "fetch.wait.max.ms": fetch_wait_ms,
     }
 
 
 class LatestReader:
     """Keeps the latest value per key of ``topic``; each ``refresh`` reads only what is new (thread-safe)."""
 
-    def __init__(self, settings: KafkaJobsSettings, topic: str, *, limit: int) -> None:
+    def __init__(self, settings: KafkaJobsSettings, topic: str, *, limit: int, fetch_wait_ms: int = 100) -> None:
         self.settings = settings
+        self.fetch_wait_ms = fetch_wait_ms
         self.topic = topic
         self.limit = limit
         self.latest: dict[bytes, bytes | None] = {}
@@ -51,7 +52,7 @@ class LatestReader:
         self._partitions: list[int] = []
 
     def _open(self, timeout: float) -> None:
-        consumer = Consumer(reader_config(self.settings))
+        consumer = Consumer(reader_config(self.settings, self.fetch_wait_ms))
         try:
             metadata = consumer.list_topics(self.topic, timeout=timeout)
         except KafkaException as exc:

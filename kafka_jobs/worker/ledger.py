@@ -32,6 +32,7 @@ class Ledger:
         self.stopping = False  # no new jobs start
         self.closed = False  # job threads exit
         self.assigned_once = False
+        self.held_topics: frozenset[str] = frozenset()  # topics of queues paused by an operator
         self.completed = 0
         self.running = 0
         self.peak_buffered = 0  # the most messages one partition held at once (bounded by max_buffered)
@@ -68,7 +69,15 @@ class Ledger:
         with self.cond:
             self.assigned_once = True
             for state in states:
+                state.held = state.topic in self.held_topics
                 self.partitions[(state.topic, state.partition)] = state
+
+    def hold(self, topics: frozenset[str]) -> None:
+        """Hold the partitions of ``topics`` (paused queues) and release the others; the poll thread pauses them."""
+        with self.cond:
+            self.held_topics = topics
+            for state in self.partitions.values():
+                state.held = state.topic in topics
 
     def take_back(self, partitions: Iterable[TopicPartition]) -> list[PartitionState]:
         """Stop starting jobs of ``partitions`` and drop their unstarted ones; return their states."""
@@ -137,7 +146,14 @@ class Ledger:
     def may_start(self, lane: Lane) -> bool:
         """True if the lane's head job may start now (under cond)."""
         state = lane.partition
-        if self.stopping or state.stopping or state.revoked or not lane.messages or lane.retry_at is not None:
+        if (
+            self.stopping
+            or state.stopping
+            or state.revoked
+            or state.held
+            or not lane.messages
+            or lane.retry_at is not None
+        ):
             return False
         return self.max_jobs is None or self.completed + self.running < self.max_jobs
 

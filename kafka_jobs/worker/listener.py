@@ -151,7 +151,8 @@ class Listener:
     # Flow control ----------------------------------------------------------------------------------------
 
     def flow_control(self) -> None:
-        """Pause partitions whose buffer is full or whose job waits to retry; resume them when drained.
+        """Pause partitions whose buffer is full, whose job waits to retry or whose queue an operator paused;
+        resume them when none of these holds any more.
 
         A paused partition refuses fetched messages; it is resumed with a seek to the first one it refused.
         """
@@ -159,7 +160,11 @@ class Listener:
         with self.ledger.cond:
             changes = []
             for state in self.ledger.partitions.values():
-                hold = state.buffered >= limit or (state.backing_off and state.route.virtual_partitions is None)
+                hold = (
+                    state.held
+                    or state.buffered >= limit
+                    or (state.backing_off and state.route.virtual_partitions is None)
+                )
                 if hold:
                     state.paused = True
                 if state.paused and not state.paused_in_consumer:

@@ -74,6 +74,7 @@ class Lane:
             and not self.queued
             and not self.partition.stopping
             and not self.partition.revoked
+            and not self.partition.held
             and (self.retry_at is None or self.retry_at <= now)
         )
 
@@ -93,6 +94,7 @@ class PartitionState:
     next_offset: int | None = None  # offset to fetch after a resume (last accepted + 1)
     paused: bool = False  # refusing messages until resumed with a seek to next_offset
     paused_in_consumer: bool = False  # consumer.pause() was called for it
+    held: bool = False  # its queue is paused by an operator (kafka_jobs.ops): no job starts, nothing is fetched
     eof_offset: int | None = None  # end of the partition when the consumer last reported reaching it
     stopping: bool = False  # being revoked: no new jobs start, running ones may still finish and commit
     revoked: bool = False  # no longer owned: nothing is committed or dead-lettered for it

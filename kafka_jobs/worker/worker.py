@@ -21,6 +21,7 @@ from .executor import Executor
 from .jobthreads import JobThreads
 from .ledger import Ledger
 from .listener import Listener
+from .observer import WorkerObserver
 from .shutdown import ExitCode, Shutdown
 
 logger = logging.getLogger("kafka_jobs.worker")
@@ -33,6 +34,7 @@ class Worker:
 
     ``consumer_factory`` builds the consumer in ``run()`` (default: ``KafkaConsumerFactory(settings)``);
     ``executor`` runs one message (default: ``Executor(settings)``). Tests pass fakes of both.
+    ``observer`` (``kafka_jobs.ops``: reports, queue pauses, health) is called on the poll thread.
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class Worker:
         shutdown: Shutdown | None = None,
         consumer_factory: ConsumerFactory | None = None,
         executor: Executor | None = None,
+        observer: WorkerObserver | None = None,
     ) -> None:
         self.settings = settings
         self.routes = {route.topic: route for route in routes}
@@ -56,6 +59,7 @@ class Worker:
         self.consumer_factory = consumer_factory or KafkaConsumerFactory(settings)
         self.ledger = Ledger(settings.max_buffered_messages, max_jobs)
         self.executor = executor or Executor(settings)
+        self.observer = observer
         self.threads = JobThreads(self.ledger, self.executor, self.shutdown, self.concurrency)
         # Built by run():
         self.consumer: JobConsumer
@@ -74,6 +78,8 @@ class Worker:
             self.routes,
             on_forget=self.executor.forget_partitions,
         )
+        if self.observer is not None:
+            self.observer.started(self)  # before the first assignment: a paused queue stays paused
         self.listener.subscribe()
         logger.info(
             "Worker started: group %s, topics %s, %d thread(s)",
@@ -85,9 +91,12 @@ class Worker:
         try:
             while not self.shutdown.check():
                 self._turn()
-            return self._stop()
+            code = self._stop()
         finally:
             self.ledger.close()
+        if self.observer is not None:
+            self.observer.stopped(code)
+        return code
 
     def _turn(self) -> None:
         """One turn of the poll loop."""
@@ -96,6 +105,8 @@ class Worker:
         self.listener.flow_control()
         self.committer.commit()
         self._check_done()
+        if self.observer is not None:
+            self.observer.turn()
 
     def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
         self.committer.on_commit(err, partitions)
@@ -114,6 +125,8 @@ class Worker:
     def _stop(self) -> ExitCode:
         """Stop starting jobs, wait for running ones (bounded), commit, leave the group."""
         ledger = self.ledger
+        if self.observer is not None:
+            self.observer.stopping()
         running = ledger.stop_starting()
         if running:
             logger.info("Waiting up to %.0fs for %d running job(s) to finish", self.settings.shutdown_timeout, running)

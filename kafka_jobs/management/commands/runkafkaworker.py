@@ -15,6 +15,7 @@ from kafka_jobs.conf import get_settings
 from kafka_jobs.exceptions import KafkaJobsError
 from kafka_jobs.internal_topics import create_internal_topics, missing_internal_topics
 from kafka_jobs.management.argtypes import positive_int, process_count
+from kafka_jobs.ops.monitor import WorkerMonitor
 from kafka_jobs.recurring.loader import get_recurring
 from kafka_jobs.routing import Route, get_routes
 from kafka_jobs.supervisor import SupervisedChild, Supervisor, SupervisorGaveUp, option_arguments, program
@@ -64,6 +65,12 @@ class Command(BaseCommand):
             help="Level of the kafka_jobs loggers (default: the one LOGGING sets, else INFO).",
         )
         parser.add_argument("--skip-checks", action="store_true", help="Skip system checks.")
+        parser.add_argument(
+            "--health-file",
+            metavar="PATH",
+            help="Touch this file every second while the poll loop turns (default: KAFKA_JOBS HEALTH_FILE); "
+            "see kafkaworkerhealth.",
+        )
         scheduling = parser.add_mutually_exclusive_group()
         scheduling.add_argument(
             "--no-scheduling",
@@ -118,6 +125,7 @@ class Command(BaseCommand):
             if shutdown.exit_code is not ExitCode.OK:
                 sys.exit(int(shutdown.exit_code))
             return
+        monitor = WorkerMonitor(settings, health_file=options["health_file"] or settings.health_file)
         worker = Worker(
             settings,
             routes,
@@ -126,6 +134,8 @@ class Command(BaseCommand):
             burst=options["burst"],
             shutdown=shutdown,
             consumer_factory=KafkaConsumerFactory(settings),
+            executor=monitor.executor(),
+            observer=monitor,
         )
         if timekeeper is not None:
             timekeeper.start()
