@@ -37,3 +37,22 @@ def process_count(value: str) -> int:
         return positive_int(value)
     except argparse.ArgumentTypeError as exc:
         raise argparse.ArgumentTypeError(f"{exc} (or 'auto' for one per CPU)") from None
+
+
+def port_number(value: str) -> int:
+    """Parse a TCP port, 1 to 65535."""
+    number = positive_int(value)
+    if number > 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port from 1 to 65535, got {number}")
+    return number
+
+
+def positive_seconds(value: str) -> float:
+    """Parse a number of seconds > 0."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {value}")
+    return number

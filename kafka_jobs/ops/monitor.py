@@ -13,15 +13,17 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from ..conf import KafkaJobsSettings
+from ..worker.consumer import CommitCallback, JobConsumer, KafkaConsumerFactory, consumer_config
 from ..worker.shutdown import ExitCode
 from .commands import CommandWatcher
 from .executor import ObservedExecutor
-from .health import HealthFile
+from .health import STATS_INTERVAL_MS, HealthFile
 from .report import PartitionReport, Retrying, RunningJob, WorkerReport, WorkerState
 from .stats import JobStats, job_of
 from .topics import reports_topic
@@ -51,6 +53,23 @@ def _wall(monotonic_at: float | None, now_wall: dt.datetime, now_mono: float) ->
     return now_wall + dt.timedelta(seconds=monotonic_at - now_mono)
 
 
+class StatsConsumerFactory(KafkaConsumerFactory):
+    """The worker's consumer, with librdkafka's statistics sent to ``on_stats`` (unless CONSUMER sets its own)."""
+
+    def __init__(self, settings: KafkaJobsSettings, on_stats: Callable[[str], None]) -> None:
+        super().__init__(settings)
+        self.on_stats = on_stats
+
+    def __call__(self, on_commit: CommitCallback) -> JobConsumer:
+        """Return a new consumer."""
+        config = {**consumer_config(self.settings), "on_commit": on_commit}
+        if "stats_cb" not in config:
+            config["stats_cb"] = self.on_stats
+            config.setdefault("statistics.interval.ms", STATS_INTERVAL_MS)
+        consumer: JobConsumer = Consumer(config)
+        return consumer
+
+
 class WorkerMonitor:
     """Reports, queue pauses and the health file of one worker process (pass it as ``Worker(observer=...)``)."""
 
@@ -60,15 +79,26 @@ class WorkerMonitor:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.started_at = dt.datetime.now(dt.UTC)
         self.interval = settings.report_interval
-        self.health = HealthFile(health_file) if health_file else None
+        self.health = HealthFile(health_file, self.worker_id) if health_file else None
         self.commands: CommandWatcher | None = None
         self.worker: Worker | None = None
         self.applied: dict[str, str] = {}  # queue -> id of the command applied
         self.paused_queues: list[str] = []
         self.offsets: dict[tuple[str, int], tuple[int | None, int | None]] = {}  # (position, end)
         self.last_report: WorkerReport | None = None
+        self.metrics: Any = None  # the metrics endpoint (kafka_jobs.ops.metrics.MetricsServer), closed at stop
         self._applied_version = -1
         self._next_report = 0.0
+
+    def consumer_factory(self) -> KafkaConsumerFactory:
+        """Return the worker's consumer factory: with the health file, librdkafka's statistics feed it."""
+        if self.health is None:
+            return KafkaConsumerFactory(self.settings)
+        return StatsConsumerFactory(self.settings, self.health.on_stats)
+
+    def queue_of_topic(self) -> dict[str, str]:
+        """Return topic -> queue of the worker's routes."""
+        return {topic: route.queue for topic, route in self.worker.routes.items()} if self.worker else {}
 
     def executor(self) -> ObservedExecutor:
         """Return the executor that counts jobs for this monitor (``Worker(executor=...)``)."""
@@ -86,7 +116,7 @@ class WorkerMonitor:
             logger.warning("Queue commands not read within %.0fs; paused queues apply once read")
         self._apply_commands()
         if self.health is not None:
-            self.health.touch(consumer_ok=True)
+            self.health.touch()
 
     def turn(self) -> None:
         """Apply new commands; send a report when one is due; touch the health file."""
@@ -113,6 +143,8 @@ class WorkerMonitor:
         self.stats.disconnect()
         if self.health is not None:
             self.health.remove()
+        if self.metrics is not None:
+            self.metrics.close()
 
     # Commands ---------------------------------------------------------------------------------------------
 

@@ -11,17 +11,18 @@ from django.conf import settings as django_settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
-from kafka_jobs.conf import get_settings
+from kafka_jobs.conf import KafkaJobsSettings, get_settings
 from kafka_jobs.exceptions import KafkaJobsError
 from kafka_jobs.internal_topics import create_internal_topics, missing_internal_topics
-from kafka_jobs.management.argtypes import positive_int, process_count
+from kafka_jobs.management.argtypes import port_number, positive_int, process_count
+from kafka_jobs.ops.metrics import DEFAULT_METRICS_HOST, MetricsServer
 from kafka_jobs.ops.monitor import WorkerMonitor
 from kafka_jobs.recurring.loader import get_recurring
 from kafka_jobs.routing import Route, get_routes
 from kafka_jobs.supervisor import SupervisedChild, Supervisor, SupervisorGaveUp, option_arguments, program
 from kafka_jobs.timekeeper import Timekeeper
 from kafka_jobs.topics import create_topics, missing_topics
-from kafka_jobs.worker import ExitCode, KafkaConsumerFactory, Shutdown, Worker
+from kafka_jobs.worker import ExitCode, Shutdown, Worker
 
 
 def configure_logging(level: str | None) -> None:
@@ -70,6 +71,16 @@ class Command(BaseCommand):
             metavar="PATH",
             help="Touch this file every second while the poll loop turns (default: KAFKA_JOBS HEALTH_FILE); "
             "see kafkaworkerhealth.",
+        )
+        parser.add_argument(
+            "--metrics-port",
+            type=port_number,
+            help="Serve Prometheus metrics on this port (needs pip install 'kafka-jobs[metrics]').",
+        )
+        parser.add_argument(
+            "--metrics-host",
+            default=DEFAULT_METRICS_HOST,
+            help=f"Address the metrics endpoint listens on (default {DEFAULT_METRICS_HOST}; 0.0.0.0 for all).",
         )
         scheduling = parser.add_mutually_exclusive_group()
         scheduling.add_argument(
@@ -125,7 +136,7 @@ class Command(BaseCommand):
             if shutdown.exit_code is not ExitCode.OK:
                 sys.exit(int(shutdown.exit_code))
             return
-        monitor = WorkerMonitor(settings, health_file=options["health_file"] or settings.health_file)
+        monitor = self._monitor(settings, options)
         worker = Worker(
             settings,
             routes,
@@ -133,7 +144,7 @@ class Command(BaseCommand):
             max_jobs=options["max_jobs"],
             burst=options["burst"],
             shutdown=shutdown,
-            consumer_factory=KafkaConsumerFactory(settings),
+            consumer_factory=monitor.consumer_factory(),
             executor=monitor.executor(),
             observer=monitor,
         )
@@ -148,6 +159,16 @@ class Command(BaseCommand):
                 timekeeper.close()
         if code is not ExitCode.OK:
             sys.exit(int(code))
+
+    def _monitor(self, settings: KafkaJobsSettings, options: dict[str, Any]) -> WorkerMonitor:
+        """Return the worker's monitor (reports, queue pauses, health file), serving metrics if asked."""
+        monitor = WorkerMonitor(settings, health_file=options["health_file"] or settings.health_file)
+        if options["metrics_port"] is not None:
+            try:  # closed by the monitor when the worker stopped
+                monitor.metrics = MetricsServer(monitor, options["metrics_port"], options["metrics_host"])
+            except KafkaJobsError as exc:
+                raise CommandError(str(exc)) from exc
+        return monitor
 
     def _refuse_with_processes(self, options: dict[str, Any]) -> None:
         """Reject the options that have no meaning for several worker processes."""

@@ -1,0 +1,44 @@
+"""The health file's verdicts and the clear error when the metrics extra is missing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from kafka_jobs.exceptions import ConfigurationError, ReportError
+from kafka_jobs.ops.health import Health, HealthFile
+from kafka_jobs.ops.metrics import MetricsServer
+
+
+def test_health_verdicts() -> None:
+    health = Health(pid=1, worker_id="w", loop=100.0, consumer_ok=90.0)
+    assert health.problem(110.0, max_loop_age=30, max_consumer_age=60) is None
+    assert health.problem(131.0, max_loop_age=30, max_consumer_age=60)[0] == 2  # type: ignore[index]
+    code, why = health.problem(151.0, max_loop_age=60, max_consumer_age=60)  # type: ignore[misc]
+    assert code == 3 and "group coordinator" in why
+
+
+def test_health_file_records_the_coordinator_state_from_librdkafka_statistics(tmp_path: Path) -> None:
+    path = str(tmp_path / "health")
+    file = HealthFile(path, "w")
+    file.consumer_ok = 0.0
+    file.on_stats(json.dumps({"cgrp": {"state": "wait-coord"}}))
+    file.on_stats("not json")
+    assert file.consumer_ok == 0.0
+    file.on_stats(json.dumps({"cgrp": {"state": "up"}}))
+    assert file.consumer_ok > 0
+    file.touch()
+    health = Health.read(path)
+    assert (health.worker_id, health.consumer_ok) == ("w", file.consumer_ok)
+    Path(path).write_text("{}")
+    with pytest.raises(ReportError, match="not a kafka_jobs health file"):
+        Health.read(path)
+
+
+def test_metrics_without_prometheus_client_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)
+    with pytest.raises(ConfigurationError, match=r"pip install 'kafka-jobs\[metrics\]'"):
+        MetricsServer(None, 9999)  # type: ignore[arg-type]
