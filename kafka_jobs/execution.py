@@ -17,6 +17,7 @@ from django.utils import timezone, translation
 
 from . import signals
 from .job import Job
+from .ops.context import restored
 
 logger = logging.getLogger("kafka_jobs.job")
 
@@ -83,7 +84,7 @@ def run_job(job: Job, *, report_failure: bool = True, context: Context = job_con
     signals.job_started.send(job_class, job=job, message=job.message)
     started = time.monotonic()
     try:
-        with context(job):
+        with context(job), restored(job.context):
             result = job.run()
     except BaseException as exc:
         job.last_duration = time.monotonic() - started

@@ -105,6 +105,8 @@ class Job:
         self.message: MessageInfo | None = None
         self.successfully_enqueued: bool = False
         self.last_duration: float | None = None
+        # Custom context carried from enqueue to perform (kafka_jobs.ops.context): key -> JSON value.
+        self.context: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.job_id} queue={self.queue_name!r}>"

@@ -57,6 +57,7 @@ class Envelope:
     locale: str | None = None
     timezone: str | None = None
     version: int = ENVELOPE_VERSION
+    context: dict[str, Any] | None = None  # custom context (kafka_jobs.ops.context)
 
     def to_job(self) -> Job:
         """Look the job up in the registry and load its arguments (models are fetched here).
@@ -85,6 +86,7 @@ class Envelope:
         job.scheduled_at = self.scheduled_at
         job.locale = self.locale
         job.timezone = self.timezone
+        job.context = self.context
         return job
 
 
@@ -146,6 +148,8 @@ class JsonSerializer:
             "locale": job.locale,
             "timezone": job.timezone,
         }
+        if job.context:
+            body["ctx"] = job.context
         try:
             return _ENCODER.encode(body).encode()
         except (TypeError, ValueError) as exc:
@@ -191,6 +195,9 @@ class JsonSerializer:
             raise DecodeError(
                 f"The envelope's executions must be {int_at_least_rule(0)}, got {executions!r:.100}.", raw
             )
+        context = data.get("ctx")
+        if context is not None and not isinstance(context, dict):
+            raise DecodeError(f"The envelope's ctx must be an object, got {type(context).__name__}.", raw)
         return Envelope(
             job=data["job"],
             job_id=data["id"],
@@ -202,6 +209,7 @@ class JsonSerializer:
             scheduled_at=_parse_time(data, "scheduled_at", raw),
             locale=_optional_text(data, "locale", raw),
             timezone=_optional_text(data, "timezone", raw),
+            context=context,
         )
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from django.utils import timezone, translation
 
 from kafka_jobs import Job, retry_on
+from kafka_jobs.ops.context import ContextVarContext
 
 
 def record(log: str, **fields: Any) -> None:
@@ -359,3 +361,20 @@ class DelayRetryJob(Job):
         trace(log, "ran", self, tag=tag, executions=self.executions)
         if fail:
             raise RuntimeError(f"planned failure of {tag}")
+
+
+# --- Operations: custom context carried from enqueue to perform (ops worktree) ------------------------------
+
+TENANT: ContextVar[str | None] = ContextVar("tenant", default=None)
+TENANT_CONTEXT = ContextVarContext("tenant", TENANT)
+
+
+class TenantJob(Job):
+    """Record the tenant current while it runs; fail if ``fail``."""
+
+    queue_as = "default"
+
+    def perform(self, log: str, fail: bool = False) -> None:
+        record(log, event="ran", job_id=self.job_id, tenant=TENANT.get())
+        if fail:
+            raise RuntimeError("tenant job failure")

@@ -31,6 +31,7 @@ from .. import clock, signals
 from ..conf import BACKENDS, get_settings
 from ..exceptions import InvalidJob
 from ..job import Job
+from ..ops.context import capture as capture_context
 from ..options import validate_queue_name
 from ..serializer import get_serializer
 from ..validators import int_at_least_rule, is_int_at_least, is_queue_name
@@ -115,6 +116,8 @@ class BaseBackend(abc.ABC):
     def prepare(self, job: Job, now: dt.datetime) -> Prepared:
         """Stamp ``job`` as enqueued at ``now``, validate and encode it; nothing is sent yet."""
         job.enqueued_at = now
+        if job.context is None:
+            job.context = capture_context()  # in the caller's context, before it may be left (on_commit)
         if job.scheduled_wait is not None:
             job.scheduled_at = now + job.scheduled_wait  # counted from the enqueue, not from set()
         self.validate_job(job)

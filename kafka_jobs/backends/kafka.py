@@ -15,6 +15,7 @@ from ..delays.messages import delayed_until
 from ..exceptions import ConfigurationError, InvalidJob
 from ..headers import job_headers
 from ..job import Job
+from ..ops.tracing import producer_headers
 from ..producer import OutgoingMessage, close_producer, get_producer
 from ..routing import get_routes
 from .base import BaseBackend, Prepared
@@ -57,12 +58,13 @@ def build_message(job: Job, payload: bytes) -> OutgoingMessage:
             partition = _partition_number(job, partition_value)
         else:
             key = _key_bytes(partition_value)
+    topic = topic_for(job)
     return OutgoingMessage(
-        topic_for(job),
+        topic,
         payload,
         key=key,
         partition=partition,
-        headers=job_headers(job),
+        headers=[*job_headers(job), *producer_headers(topic, job.job_name, job.job_id, key, partition)],
         description=f"job {job.job_name} {job.job_id}",
     )
 

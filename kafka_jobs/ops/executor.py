@@ -1,4 +1,4 @@
-"""The worker's executor with the job path observed: counts, durations, running jobs (and trace spans)."""
+"""The worker's executor with the job path observed: counts, durations, running jobs, and trace spans."""
 
 from __future__ import annotations
 
@@ -11,15 +11,21 @@ from ..conf import KafkaJobsSettings
 from ..routing import Route
 from ..serializer import Envelope
 from ..worker.executor import Executor, Outcome, Verdict
-from .stats import JobStats
+from . import tracing
+from .stats import JobStats, job_of
 
 
 class ObservedExecutor(Executor):
-    """An ``Executor`` that records each run in ``stats`` (two clock reads and a few counter updates a job)."""
+    """An ``Executor`` that records each run in ``stats`` (two clock reads and a few counter updates a job).
+
+    With OpenTelemetry (``kafka_jobs.ops.tracing``), each run happens in a consumer span continuing the
+    trace context of the message, on the job's own thread, so the job's own spans are its children.
+    """
 
     def __init__(self, settings: KafkaJobsSettings, stats: JobStats) -> None:
         super().__init__(settings)
         self.stats = stats
+        self.tracing = tracing.enabled()
 
     def process(
         self,
@@ -31,6 +37,13 @@ class ObservedExecutor(Executor):
         envelope: Envelope | None = None,
     ) -> Outcome:
         """Run the message's job (see ``Executor.process``) and record how it ended."""
+        if self.tracing:
+            return self._traced(message, route, failures, owned, envelope)
+        return self._observed(message, route, failures, owned, envelope)
+
+    def _observed(
+        self, message: Any, route: Route, failures: int, owned: Callable[[], bool], envelope: Envelope | None
+    ) -> Outcome:
         stats = self.stats
         thread = threading.get_ident()
         stats.started(thread, message)
@@ -41,3 +54,14 @@ class ObservedExecutor(Executor):
             return outcome
         finally:
             stats.finished(thread, message, time.monotonic() - started, outcome)
+
+    def _traced(
+        self, message: Any, route: Route, failures: int, owned: Callable[[], bool], envelope: Envelope | None
+    ) -> Outcome:
+        job, job_id = job_of(message)
+        with tracing.consumer_span(message, job, job_id, self.settings.group_id) as span:
+            outcome = self._observed(message, route, failures, owned, envelope)
+            if span is not None:
+                span.set_attribute("kafka_jobs.attempt", failures + 1)
+                tracing.record_outcome(span, outcome.error, outcome.verdict.value)
+            return outcome
