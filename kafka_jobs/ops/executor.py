@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
+from threading import get_ident
+from time import monotonic, time
 from typing import Any
 
 from ..conf import KafkaJobsSettings
@@ -13,6 +13,9 @@ from ..serializer import Envelope
 from ..worker.executor import Executor, Outcome, Verdict
 from . import tracing
 from .stats import JobStats, job_of
+
+# What a run that raised out of the executor (a bug: it never raises) is counted as.
+_CRASHED = Outcome(Verdict.CRITICAL)
 
 
 class ObservedExecutor(Executor):
@@ -25,6 +28,7 @@ class ObservedExecutor(Executor):
     def __init__(self, settings: KafkaJobsSettings, stats: JobStats) -> None:
         super().__init__(settings)
         self.stats = stats
+        # Decided once: the project sets its tracer provider at start-up (settings or AppConfig.ready).
         self.tracing = tracing.enabled()
 
     def process(
@@ -45,15 +49,15 @@ class ObservedExecutor(Executor):
         self, message: Any, route: Route, failures: int, owned: Callable[[], bool], envelope: Envelope | None
     ) -> Outcome:
         stats = self.stats
-        thread = threading.get_ident()
-        stats.started(thread, message)
-        started = time.monotonic()
-        outcome = Outcome(Verdict.CRITICAL)
+        thread = get_ident()
+        stats.running[thread] = (message, time())
+        started = monotonic()
+        outcome = None
         try:
             outcome = super().process(message, route, failures, owned, envelope=envelope)
             return outcome
         finally:
-            stats.finished(thread, message, time.monotonic() - started, outcome)
+            stats.finished(thread, message, monotonic() - started, outcome or _CRASHED)
 
     def _traced(
         self, message: Any, route: Route, failures: int, owned: Callable[[], bool], envelope: Envelope | None

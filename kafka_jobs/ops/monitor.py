@@ -211,7 +211,8 @@ class WorkerMonitor:
         running = []
         for message, since in list(self.stats.running.values()):
             job, job_id = job_of(message)
-            running.append(RunningJob(job, job_id, message.topic(), message.partition(), message.offset(), since))
+            started = dt.datetime.fromtimestamp(since, dt.UTC)
+            running.append(RunningJob(job, job_id, message.topic(), message.partition(), message.offset(), started))
         queue_of = {topic: route.queue for topic, route in worker.routes.items()}
         return WorkerReport(
             worker_id=self.worker_id,

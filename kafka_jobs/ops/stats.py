@@ -7,10 +7,11 @@ is at most one job behind, which a report every few seconds does not mind.
 
 from __future__ import annotations
 
-import bisect
 import collections
 import datetime as dt
 import threading
+import time
+from bisect import bisect_left
 from typing import Any
 
 from django.dispatch import Signal
@@ -66,7 +67,7 @@ class JobStats:
 
     def __init__(self) -> None:
         self.topics: dict[str, TopicStats] = {}
-        self.running: dict[int, tuple[Any, dt.datetime]] = {}  # thread id -> (message, since)
+        self.running: dict[int, tuple[Any, float]] = {}  # thread id -> (message, since: time.time())
         self.recent_errors: collections.deque[RecentError] = collections.deque(maxlen=MAX_RECENT_ERRORS)
         # The latest error of each partition's failing job: (topic, partition) -> (offset, text).
         self.last_error: dict[tuple[str, int], tuple[int, str]] = {}
@@ -85,19 +86,19 @@ class JobStats:
 
     def started(self, thread: int, message: Any) -> None:
         """Record that ``thread`` runs ``message`` from now."""
-        self.running[thread] = (message, dt.datetime.now(dt.UTC))
+        self.running[thread] = (message, time.time())
 
     def finished(self, thread: int, message: Any, duration: float, outcome: Outcome) -> None:
         """Record how ``thread``'s run of ``message`` ended."""
-        self.running.pop(thread, None)
-        label = self._labels.pop(thread, None)
-        verdict, error = outcome.verdict, outcome.error
-        stats = self.topic(message.topic())
+        del self.running[thread]
+        stats = self.topics.get(message.topic()) or self.topic(message.topic())
         stats.duration_sum += duration
-        stats.buckets[bisect.bisect_left(DURATION_BUCKETS, duration)] += 1
-        if verdict is Verdict.DONE and error is None:
+        stats.buckets[bisect_left(DURATION_BUCKETS, duration)] += 1
+        verdict, error = outcome.verdict, outcome.error
+        if error is None and verdict is Verdict.DONE:
             stats.succeeded += 1
             return
+        label = self._labels.pop(thread, None)
         if verdict is Verdict.RETRY and not outcome.counts_as_failure:
             return  # not due yet, or only its dead letter is left to write: not a run of the job
         stats.failed += 1

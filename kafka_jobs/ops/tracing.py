@@ -1,9 +1,10 @@
 """OpenTelemetry trace propagation: ``perform_later`` writes the W3C trace context into the message headers,
 and the worker runs each job in a consumer span that continues it, on the job's own thread.
 
-Active when ``opentelemetry-api`` is installed (``pip install 'kafka-jobs[otel]'``) and ``KAFKA_JOBS['TRACING']``
-is true (the default). Without an OpenTelemetry SDK configured by the project, the API's no-op tracer makes
-all of this cost next to nothing. Attributes follow the OpenTelemetry messaging semantic conventions.
+Active when ``opentelemetry-api`` is installed (``pip install 'kafka-jobs[otel]'``), ``KAFKA_JOBS['TRACING']``
+is true (the default) and the project has set a tracer provider (an OpenTelemetry SDK): until then nothing
+would be recorded, so nothing is done and the job path costs one check. Attributes follow the
+OpenTelemetry messaging semantic conventions.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from ..conf import get_settings
 
 TRACER_NAME = "kafka_jobs"
+_UNKNOWN = object()
 SYSTEM = "kafka"
 
 
@@ -30,8 +32,16 @@ def _api() -> Any:
 
 
 def enabled() -> bool:
-    """True if trace context is propagated (the API is installed and TRACING is on)."""
-    return _api() is not None and get_settings().tracing
+    """True if trace context is propagated: the API is installed, TRACING is on and a tracer provider is set."""
+    api = _api()
+    if api is None or not get_settings().tracing:
+        return False
+    trace = api[2]
+    # The global set_tracer_provider() fills (read directly: get_tracer_provider() costs a microsecond a call).
+    provider = getattr(trace, "_TRACER_PROVIDER", _UNKNOWN)
+    if provider is _UNKNOWN:
+        provider = trace.get_tracer_provider()
+    return provider is not None and not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
 
 class _HeaderGetter:
