@@ -9,6 +9,9 @@ from django.core import checks
 from ..delays.tiers import TOPIC_INFIX
 from ..exceptions import ConfigurationError
 from ..internal_topics import SCHEDULE_TOPIC
+from ..ops.topics import COMMANDS_TOPIC, REPORTS_TOPIC
+
+RESERVED_QUEUES = (SCHEDULE_TOPIC, REPORTS_TOPIC, COMMANDS_TOPIC)
 
 
 def check_recurring(app_configs: Any = None, **_: Any) -> list[checks.CheckMessage]:
@@ -24,12 +27,14 @@ def check_recurring(app_configs: Any = None, **_: Any) -> list[checks.CheckMessa
         return []  # reported by kafka_jobs.E001 / E002
     problems: list[checks.CheckMessage] = [
         checks.Error(
-            f"Queue {queue!r} is named like a topic kafka_jobs uses itself (delay tiers, schedules).",
-            hint=f"Rename the queue: names starting with {TOPIC_INFIX!r} or equal to {SCHEDULE_TOPIC!r} are reserved.",
+            f"Queue {queue!r} is named like a topic kafka_jobs uses itself (delay tiers, schedules, worker reports, "
+            "queue commands).",
+            hint=f"Rename the queue: names starting with {TOPIC_INFIX!r} or equal to one of {RESERVED_QUEUES} are "
+            "reserved.",
             id="kafka_jobs.E021",
         )
         for queue in routes.by_queue
-        if queue.startswith(TOPIC_INFIX) or queue == SCHEDULE_TOPIC
+        if queue.startswith(TOPIC_INFIX) or queue in RESERVED_QUEUES
     ]
     try:
         get_recurring()

@@ -1,4 +1,4 @@
-"""The health file's verdicts and the clear error when the metrics extra is missing."""
+"""The health file's verdicts, the clear error when the metrics extra is missing, the reserved topic names."""
 
 from __future__ import annotations
 
@@ -42,3 +42,23 @@ def test_metrics_without_prometheus_client_is_a_clear_error(monkeypatch: pytest.
     monkeypatch.setitem(sys.modules, "prometheus_client", None)
     with pytest.raises(ConfigurationError, match=r"pip install 'kafka-jobs\[metrics\]'"):
         MetricsServer(None, 9999)  # type: ignore[arg-type]
+
+
+def test_a_queue_named_like_the_reports_or_commands_topic_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    from django.test import override_settings
+
+    from kafka_jobs.recurring.checks import check_recurring
+    from kafka_jobs.routing import active_job_topic
+
+    module = types.ModuleType("tests._ops_reserved_routes")
+    module.routes = [  # type: ignore[attr-defined]
+        active_job_topic("kafka_jobs.reports"),
+        active_job_topic("kafka_jobs.commands"),
+        active_job_topic("fine"),
+    ]
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    with override_settings(KAFKA_JOBS={"ROUTES": module.__name__}):
+        errors = check_recurring()
+    assert [e.id for e in errors] == ["kafka_jobs.E021", "kafka_jobs.E021"]
