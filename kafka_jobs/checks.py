@@ -62,6 +62,17 @@ def check_backend(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
     return list(backend.check(**kwargs))
 
 
+def check_context(app_configs: Any = None, **_: Any) -> list[checks.CheckMessage]:
+    """kafka_jobs.E030: a ``KAFKA_JOBS['CONTEXT']`` entry cannot be loaded (every job would fail in the worker)."""
+    from .ops.context import contexts
+
+    try:
+        contexts()
+    except ConfigurationError as exc:
+        return [checks.Error(str(exc), hint="Fix KAFKA_JOBS['CONTEXT'].", id="kafka_jobs.E030")]
+    return []
+
+
 def register() -> None:
     """Register the checks (called from AppConfig.ready)."""
     from .recurring.checks import check_recurring
@@ -70,3 +81,4 @@ def register() -> None:
     checks.register(check_routes, "kafka_jobs")
     checks.register(check_backend, "kafka_jobs")
     checks.register(check_recurring, "kafka_jobs")
+    checks.register(check_context, "kafka_jobs")

@@ -120,3 +120,16 @@ def test_an_envelope_whose_ctx_is_not_an_object_is_undecodable() -> None:
     raw = b'{"v":1,"job":"x","id":"1","queue":"default","args":[],"kwargs":{},"ctx":[1]}'
     with pytest.raises(DecodeError, match="ctx must be an object"):
         JsonSerializer().loads(raw)
+
+
+def test_manage_py_check_reports_a_bad_context_setting() -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    with (
+        override_settings(KAFKA_JOBS={**settings.KAFKA_JOBS, "CONTEXT": ["tests.jobs.no_such_thing"]}),
+        pytest.raises(SystemCheckError, match=r"kafka_jobs\.E030"),
+    ):
+        call_command("check", stdout=StringIO(), stderr=StringIO())
