@@ -110,7 +110,8 @@ def confirmations(
     command: QueueCommand, reports: Iterable[WorkerReport], now: dt.datetime | None = None
 ) -> tuple[list[str], list[str]]:
     """Return (confirmed, pending) worker ids among the running workers that consume ``command.queue``."""
-    confirmed, pending = [], []
+    confirmed: list[str] = []
+    pending: list[str] = []
     for report in reports:
         if report.state(now) is not WorkerState.RUNNING or command.queue not in report.queues:
             continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import glob
 import json
 import os
 import time
@@ -22,6 +23,18 @@ TOUCH_INTERVAL = 1.0
 STATS_INTERVAL_MS = 5000
 DEFAULT_MAX_LOOP_AGE = 60.0
 DEFAULT_MAX_CONSUMER_AGE = 120.0
+
+
+def process_health_file(path: str, index: int | None) -> str:
+    """Return the health file of worker process ``index`` of ``--processes`` (``PATH.<index>``), or ``path``."""
+    return path if index is None else f"{path}.{index}"
+
+
+def health_files(path: str) -> list[str]:
+    """Return the health files a check of ``path`` reads: ``path`` itself, else one per worker process."""
+    if os.path.exists(path):
+        return [path]
+    return sorted(glob.glob(glob.escape(path) + ".[0-9]*"), key=lambda name: int(name.rpartition(".")[2]))
 
 
 @dataclasses.dataclass(frozen=True)

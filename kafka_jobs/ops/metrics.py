@@ -27,6 +27,11 @@ _COUNTERS = (
 )
 
 
+def process_metrics_port(port: int, index: int | None) -> int:
+    """Return the metrics port of worker process ``index`` (1..N) of ``--processes``: ``port + index - 1``."""
+    return port if index is None else port + index - 1
+
+
 def _prometheus() -> Any:
     try:
         import prometheus_client

@@ -62,3 +62,32 @@ def test_a_queue_named_like_the_reports_or_commands_topic_is_reported(monkeypatc
     with override_settings(KAFKA_JOBS={"ROUTES": module.__name__}):
         errors = check_recurring()
     assert [e.id for e in errors] == ["kafka_jobs.E021", "kafka_jobs.E021"]
+
+
+def test_worker_processes_get_their_own_port_and_health_file(tmp_path: Path) -> None:
+    from kafka_jobs.ops.health import health_files, process_health_file
+    from kafka_jobs.ops.metrics import process_metrics_port
+
+    assert [process_metrics_port(9400, i) for i in (None, 1, 2)] == [9400, 9400, 9401]
+    path = str(tmp_path / "h")
+    assert process_health_file(path, None) == path
+    assert health_files(path) == []
+    for index in (1, 2, 10):
+        Path(process_health_file(path, index)).write_text("{}")
+    assert health_files(path) == [f"{path}.1", f"{path}.2", f"{path}.10"]
+    Path(path).write_text("{}")
+    assert health_files(path) == [path]
+
+
+def test_the_health_command_checks_every_worker_process(tmp_path: Path) -> None:
+    import time
+
+    from django.core.management import CommandError, call_command
+
+    path = str(tmp_path / "h")
+    for index, loop in ((1, time.time()), (2, time.time() - 300)):
+        data = {"pid": index, "worker_id": f"w{index}", "loop": loop, "consumer_ok": time.time()}
+        Path(f"{path}.{index}").write_text(json.dumps(data))
+    with pytest.raises(CommandError, match="worker w2 has not turned") as stuck:
+        call_command("kafkaworkerhealth", "--file", path, verbosity=0)
+    assert stuck.value.returncode == 2
