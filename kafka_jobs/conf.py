@@ -91,6 +91,10 @@ class KafkaJobsSettings:
     delay_tiers: tuple[float, ...] = DEFAULT_DELAY_TIERS
     delay_partitions: int = 6
     internal_replication_factor: int = -1  # -1: the broker's default.replication.factor
+    # The transactional outbox (kafka_jobs.outbox): write jobs as rows in the caller's transaction.
+    outbox: bool = False
+    outbox_batch_size: int = 500
+    outbox_poll_interval: float = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +141,9 @@ _RULES: Mapping[str, _Rule] = {
         lambda value: is_int_at_least(value, 1) or (is_int_at_least(value, -1) and value == -1),
         "an int >= 1, or -1 for the broker's default.replication.factor",
     ),
+    "OUTBOX": _of_type(bool),
+    "OUTBOX_BATCH_SIZE": _int_at_least(1),
+    "OUTBOX_POLL_INTERVAL": _SECONDS,
 }
 
 

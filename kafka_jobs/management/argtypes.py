@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from django.core.management.base import CommandError
+from django.db import connections
+
 from kafka_jobs.validators import QUEUE_NAME_RULE, int_at_least_rule, is_int_at_least, is_queue_name
 
 
@@ -25,3 +28,14 @@ def queue_name(value: str) -> str:
             f"{value!r} is not a valid queue name: use {QUEUE_NAME_RULE} (it names a Kafka topic)"
         )
     return value
+
+
+def database_aliases(aliases: list[str] | None) -> list[str]:
+    """Return the aliases to relay (default: ``default``); raise ``CommandError`` for an unknown one."""
+    chosen = aliases or ["default"]
+    unknown = [alias for alias in chosen if alias not in connections.settings]
+    if unknown:
+        raise CommandError(
+            f"Unknown database alias(es) {', '.join(unknown)}; DATABASES has {', '.join(connections.settings)}."
+        )
+    return list(dict.fromkeys(chosen))

@@ -8,12 +8,14 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from kafka_jobs.conf import get_settings
+from kafka_jobs.conf import KafkaJobsSettings, get_settings
 from kafka_jobs.exceptions import KafkaJobsError
 from kafka_jobs.internal_topics import create_internal_topics, missing_internal_topics
-from kafka_jobs.management.argtypes import positive_int
+from kafka_jobs.management.argtypes import database_aliases, positive_int
+from kafka_jobs.outbox.threads import RelayThreads
+from kafka_jobs.recurring.declaration import RecurringJob
 from kafka_jobs.recurring.loader import get_recurring
-from kafka_jobs.routing import get_routes
+from kafka_jobs.routing import Route, get_routes
 from kafka_jobs.timekeeper import Timekeeper
 from kafka_jobs.topics import create_topics, missing_topics
 from kafka_jobs.worker import ExitCode, KafkaConsumerFactory, Shutdown, Worker
@@ -52,6 +54,12 @@ class Command(BaseCommand):
             help="Level of the kafka_jobs loggers (default: the one LOGGING sets, else INFO).",
         )
         parser.add_argument("--skip-checks", action="store_true", help="Skip system checks.")
+        parser.add_argument(
+            "--relay",
+            nargs="*",
+            metavar="ALIAS",
+            help="Also relay the transactional outbox of these databases (none named: default) on a thread.",
+        )
         scheduling = parser.add_mutually_exclusive_group()
         scheduling.add_argument(
             "--no-scheduling",
@@ -88,8 +96,27 @@ class Command(BaseCommand):
                 )
         except KafkaJobsError as exc:
             raise CommandError(str(exc)) from exc
+        relay_aliases = None if options["relay"] is None else database_aliases(options["relay"])
         shutdown = Shutdown()
         shutdown.install()
+        relays = RelayThreads(settings, relay_aliases, shutdown) if relay_aliases else None
+        if relays is not None:
+            relays.start()
+        try:
+            self._run(options, settings, routes, recurring, shutdown)
+        finally:
+            if relays is not None:
+                relays.close()
+
+    def _run(
+        self,
+        options: dict[str, Any],
+        settings: KafkaJobsSettings,
+        routes: list[Route],
+        recurring: tuple[RecurringJob, ...],
+        shutdown: Shutdown,
+    ) -> None:
+        scheduling_only = options["scheduling_only"]
         timekeeper = None if options["no_scheduling"] else Timekeeper(settings, recurring, shutdown)
         if scheduling_only:
             assert timekeeper is not None
