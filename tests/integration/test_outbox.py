@@ -101,7 +101,9 @@ def test_postgres_commit_then_sigkill_of_the_enqueuing_process_still_runs_the_jo
 ) -> None:
     log = kafka_env.log_file()
     # The enqueuing process holds produced messages for a minute: only the outbox can save them.
-    env = kafka_env.env(KAFKA_JOBS_TEST_OVERRIDES=json.dumps({"PRODUCER": {"linger.ms": 60000}}))
+    env = kafka_env.env(
+        KAFKA_JOBS_TEST_OVERRIDES=json.dumps({"PRODUCER": {"linger.ms": 60000}, "DELIVERY_TIMEOUT": 120})
+    )
     enqueuer = subprocess.Popen(
         [sys.executable, "-m", "tests.outbox_enqueue", postgres_db, log, "2", "1" if outbox else "0"],
         cwd=ROOT,
@@ -212,15 +214,13 @@ def test_postgres_a_row_committed_later_with_a_lower_id_is_produced_after_the_ro
     assert [envelope.args[1] for envelope in read_envelopes(kafka_env, "wide")] == [2, 1]
 
 
-@pytest.mark.parametrize("database", ["postgres", "sqlite"])
+@pytest.mark.parametrize(
+    "database", ["postgres", pytest.param("sqlite", marks=pytest.mark.django_db(transaction=True))]
+)
 def test_a_row_that_cannot_be_produced_is_marked_failed_reported_and_skipped(
     kafka_env: KafkaEnv, database: str, request: pytest.FixtureRequest
 ) -> None:
-    if database == "postgres":
-        alias = request.getfixturevalue("postgres_db")
-    else:
-        request.getfixturevalue("transactional_db")
-        alias = "default"
+    alias = request.getfixturevalue("postgres_db") if database == "postgres" else "default"
     with transaction.atomic(using=alias):
         KeyedJob.set(outbox=alias).perform_later("k", 1)
         too_large = KeyedJob.set(outbox=alias).perform_later("k", "x" * 2_000_000)
