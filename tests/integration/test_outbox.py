@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from django.test import override_settings
 from kafka_jobs import Job, perform_all_later
 from kafka_jobs.conf import get_settings
 from kafka_jobs.devbroker import DevBroker, die_with_parent
+from kafka_jobs.outbox import sender
 from kafka_jobs.outbox.models import OutboxMessage
 from kafka_jobs.outbox.relay import Relay
 from tests.helpers import wait_for
@@ -231,3 +234,30 @@ def test_a_row_that_cannot_be_produced_is_marked_failed_reported_and_skipped(
     assert failed.job_id == too_large.job_id and failed.failed_at is not None
     assert "too large" in failed.error.lower() or "size" in failed.error.lower(), failed.error
     assert [envelope.args[1] for envelope in read_envelopes(kafka_env, "wide")] == [1, 3]
+
+    listing = io.StringIO()
+    call_command("kafkaoutbox", "list", "--database", alias, stdout=listing)
+    assert f"{alias}: 0 pending, 1 failed" in listing.getvalue()
+    assert too_large.job_id in listing.getvalue() and failed.error in listing.getvalue()
+
+    call_command("kafkaoutbox", "retry", "--ids", str(failed.id), "--database", alias, stdout=io.StringIO())
+    assert [row.failed_at for row in outbox_rows(alias)] == [None]
+    assert relay_until_empty(alias).failed == 1  # still too large: failed again, not retried forever
+    call_command("kafkaoutbox", "purge", "--all", "--database", alias, stdout=io.StringIO())
+    assert outbox_rows(alias) == []
+
+
+def test_a_row_for_a_partition_that_stays_missing_fails_after_the_grace_period(
+    kafka_env: KafkaEnv, postgres_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sender, "MISSING_GRACE_SECONDS", 0.5)
+    log = kafka_env.log_file()
+    with transaction.atomic(using=postgres_db):
+        RecordJob.set(outbox=True, partition=5).perform_later(log, 1)  # "default" has 2 partitions
+        RecordJob.set(outbox=True, partition=1).perform_later(log, 2)
+    started = time.monotonic()
+    relay = relay_until_empty(postgres_db)
+    assert (relay.produced, relay.failed) == (1, 1)
+    assert time.monotonic() - started >= 0.5  # retried meanwhile, not failed at the first look
+    (failed,) = outbox_rows(postgres_db)
+    assert "partition 5 does not exist" in failed.error
