@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SECTIONS = ("enqueue", "processing", "latency", "memory", "delays")
+SECTIONS = ("enqueue", "processing", "latency", "memory", "delays", "outbox")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(options: argparse.Namespace, workdir: Path, broker: str) -> int:
-    from . import delays, enqueue, latency, memory, processing, profile
+    from . import delays, enqueue, latency, memory, outbox, processing, profile
     from .env import Bench
     from .report import Report
     from .sizes import QUICK, Sizes
@@ -116,6 +116,7 @@ def _run(options: argparse.Namespace, workdir: Path, broker: str) -> int:
         "latency": latency.run,
         "memory": memory.run,
         "delays": delays.run,
+        "outbox": outbox.run,
     }
     try:
         for name in SECTIONS:

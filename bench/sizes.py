@@ -24,6 +24,7 @@ class Sizes:
     tier_backlog: int = 1_000_000  # jobs waiting in a delay tier while the memory worker runs
     tier_small: int = 10_000  # the comparison
     tier_hold_seconds: float = 20.0  # how long each memory worker runs
+    outbox: int = 20_000  # outbox jobs in transactions of 100 (a tenth of them one per transaction)
 
 
 QUICK = Sizes(
@@ -36,4 +37,5 @@ QUICK = Sizes(
     delay_spread=20.0,
     tier_backlog=200_000,
     tier_hold_seconds=10.0,
+    outbox=5_000,
 )
