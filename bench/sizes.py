@@ -37,5 +37,5 @@ QUICK = Sizes(
     delay_spread=20.0,
     tier_backlog=200_000,
     tier_hold_seconds=10.0,
-    outbox=5_000,
+    outbox=2_000,
 )
