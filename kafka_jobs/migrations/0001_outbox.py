@@ -1,7 +1,11 @@
 """The outbox table; on PostgreSQL also a trigger that wakes the relays (NOTIFY) when rows commit."""
 
+from collections.abc import Callable
+from typing import Any
+
 import django.utils.timezone
 from django.db import migrations, models
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
 # The channel kafka_jobs.outbox.wakeup listens on. One NOTIFY per INSERT statement; PostgreSQL delivers it at
 # commit, and never for a transaction that rolls back.
@@ -21,8 +25,8 @@ DROP FUNCTION IF EXISTS kafka_jobs_outbox_notify();
 """
 
 
-def _on_postgresql(sql):
-    def run(apps, schema_editor):
+def _on_postgresql(sql: str) -> Callable[[Any, BaseDatabaseSchemaEditor], None]:
+    def run(apps: Any, schema_editor: BaseDatabaseSchemaEditor) -> None:
         if schema_editor.connection.vendor == "postgresql":
             schema_editor.execute(sql)
 

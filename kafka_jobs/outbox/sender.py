@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
@@ -106,7 +107,7 @@ class Sender:
 
     def _produce(self, message: OutgoingMessage, deadline: float) -> _Delivery | Outcome:
         delivery = _Delivery()
-        kwargs: dict[str, object] = {"key": message.key, "headers": message.headers, "on_delivery": delivery}
+        kwargs: dict[str, Any] = {"key": message.key, "headers": message.headers, "on_delivery": delivery}
         if message.partition is not None:
             kwargs["partition"] = message.partition
         while True:

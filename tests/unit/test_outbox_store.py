@@ -136,3 +136,12 @@ def test_backends_that_produce_nothing_ignore_the_outbox() -> None:
     with override_settings(JOB_BACKEND="test"), transaction.atomic():
         OutboxJob.perform_later(1)
     assert rows() == []
+
+
+@pytest.mark.parametrize("command", ["runkafkarelay", "kafkaoutbox"])
+def test_the_outbox_commands_refuse_an_unknown_database_alias(command: str) -> None:
+    from django.core.management import CommandError, call_command
+
+    args = ["--database", "nowhere"] if command == "runkafkarelay" else ["list", "--database", "nowhere"]
+    with pytest.raises(CommandError, match="Unknown database alias"):
+        call_command(command, *args)
