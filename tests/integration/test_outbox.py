@@ -261,3 +261,34 @@ def test_a_row_for_a_partition_that_stays_missing_fails_after_the_grace_period(
     assert time.monotonic() - started >= 0.5  # retried meanwhile, not failed at the first look
     (failed,) = outbox_rows(postgres_db)
     assert "partition 5 does not exist" in failed.error
+
+
+def test_postgres_a_relay_killed_mid_batch_loses_nothing_another_relay_takes_over(
+    kafka_env: KafkaEnv, postgres_db: str
+) -> None:
+    keys = [f"customer-{k}" for k in range(10)]
+    total = 3000
+    for start in range(0, total, 100):
+        with transaction.atomic(using=postgres_db):
+            perform_all_later(KeyedJob(keys[n % len(keys)], n) for n in range(start, start + 100))
+    first = kafka_env.start_relay("--database", postgres_db)
+
+    def left() -> int:
+        return OutboxMessage.objects.using(postgres_db).count()
+
+    wait_for(lambda: left() < total, 60, message=first.output)  # it has produced and deleted some
+    first.kill()  # SIGKILL mid-work: its lanes are freed with its connection
+    assert left() > 0, "the relay finished before it could be killed: make the backlog larger"
+    second = kafka_env.start_relay("--database", postgres_db, "--burst")
+    assert second.wait(120) == 0, second.output()
+    assert left() == 0
+
+    envelopes = read_envelopes(kafka_env, "wide")
+    seqs = [envelope.args[1] for envelope in envelopes]
+    assert set(seqs) == set(range(total))  # nothing lost (a row produced before the kill may come twice)
+    by_key: dict[str, list[int]] = defaultdict(list)
+    for envelope in envelopes:
+        seen = by_key[envelope.args[0]]
+        if envelope.args[1] not in seen:
+            seen.append(envelope.args[1])
+    assert all(seq == sorted(seq) for seq in by_key.values()), "a key's jobs were produced out of order"
