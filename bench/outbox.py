@@ -6,11 +6,14 @@ Starts its own PostgreSQL server (tests/postgres.py: Debian's binaries, a loopba
 
 from __future__ import annotations
 
+import random
 import statistics
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from django.core.management import call_command
 from django.db import connections, transaction
@@ -27,6 +30,7 @@ from .sizes import Sizes
 
 SECTION = "outbox"
 ALIAS = "postgres"
+SQLITE = "sqlite"
 LATENCY_SAMPLES = 30
 
 
@@ -85,10 +89,22 @@ def _relay_rate(settings: KafkaJobsSettings) -> tuple[float, int]:
     return relay.produced / (time.perf_counter() - started), rows
 
 
-def _wake_up_latencies(settings: KafkaJobsSettings) -> list[float]:
+@contextmanager
+def sqlite_file() -> Iterator[None]:
+    """Point the ``sqlite`` alias at a fresh file and migrate it."""
+    with tempfile.TemporaryDirectory(prefix="kafka-jobs-bench-") as directory:
+        connections.settings[SQLITE].update(NAME=str(Path(directory) / "outbox.sqlite3"))
+        call_command("migrate", database=SQLITE, verbosity=0)
+        try:
+            yield
+        finally:
+            connections[SQLITE].close()
+
+
+def _wake_up_latencies(settings: KafkaJobsSettings, alias: str = ALIAS) -> list[float]:
     """Commit one job at a time with a relay waiting; time until its row is gone (produced and acknowledged)."""
     stop = threading.Event()
-    relay = Relay(settings, ALIAS, stop=stop)
+    relay = Relay(settings, alias, stop=stop)
     thread = threading.Thread(target=relay.run, daemon=True)
     thread.start()
     latencies = []
@@ -96,14 +112,14 @@ def _wake_up_latencies(settings: KafkaJobsSettings) -> list[float]:
         time.sleep(0.5)  # let the relay reach its wait (LISTEN)
         # The first sample (its producer's start and the topic's metadata) is a warm-up, not counted.
         for number in range(LATENCY_SAMPLES + 1):
-            with transaction.atomic(using=ALIAS):
+            with transaction.atomic(using=alias):
                 job = OutboxNoopJob.perform_later(number)
             committed = time.perf_counter()
-            rows = OutboxMessage.objects.using(ALIAS).filter(job_id=job.job_id)
+            rows = OutboxMessage.objects.using(alias).filter(job_id=job.job_id)
             while rows.exists():
                 time.sleep(0.002)
             latencies.append(time.perf_counter() - committed)
-            time.sleep(0.05)
+            time.sleep(random.uniform(0.02, 0.08))  # out of step with a polling relay's interval
     finally:
         stop.set()
         thread.join(30)
@@ -122,6 +138,8 @@ def run(bench: Bench, sizes: Sizes, report: Report) -> None:
         hundred = _outbox_rate(count, 100)
         relayed, rows = _relay_rate(settings)
         latencies = _wake_up_latencies(settings)
+    with scenario.active() as settings, sqlite_file():
+        polled = _wake_up_latencies(settings, SQLITE)
     baseline = "perform_later, produce_async"
     report.add(Figure(SECTION, "outbox perform_later, 1 per transaction", single, "jobs/s", direct, baseline))
     report.add(Figure(SECTION, "outbox perform_later, 100 per transaction", hundred, "jobs/s", direct, baseline))
@@ -136,3 +154,12 @@ def run(bench: Bench, sizes: Sizes, report: Report) -> None:
         )
     )
     report.add(Figure(SECTION, "wake-up: commit to acknowledged, max", max(latencies) * 1000, "ms"))
+    report.add(
+        Figure(
+            SECTION,
+            f"SQLite (poll {settings.outbox_poll_interval:g}s): commit to acknowledged, median",
+            statistics.median(polled) * 1000,
+            "ms",
+            detail={"max_ms": max(polled) * 1000, "samples": len(polled)},
+        )
+    )
