@@ -19,6 +19,7 @@ from django.core.management import call_command
 from django.db import connections, transaction
 
 from kafka_jobs.conf import KafkaJobsSettings
+from kafka_jobs.job import perform_all_later
 from kafka_jobs.outbox.models import OutboxMessage
 from kafka_jobs.outbox.relay import Relay
 from kafka_jobs.producer import get_producer
@@ -81,6 +82,15 @@ def _outbox_rate(count: int, per_transaction: int) -> float:
     return _timed(count, enqueue)
 
 
+def _outbox_batch_rate(count: int, per_transaction: int) -> float:
+    def enqueue() -> None:
+        for start in range(0, count, per_transaction):
+            with transaction.atomic(using=ALIAS):
+                perform_all_later(OutboxNoopJob(n) for n in range(start, min(start + per_transaction, count)))
+
+    return _timed(count, enqueue)
+
+
 def _relay_rate(settings: KafkaJobsSettings) -> tuple[float, int]:
     rows = OutboxMessage.objects.using(ALIAS).count()
     relay = Relay(settings, ALIAS)
@@ -136,6 +146,7 @@ def run(bench: Bench, sizes: Sizes, report: Report) -> None:
         direct = _direct_rate(count)
         single = _outbox_rate(count // 10, 1)
         hundred = _outbox_rate(count, 100)
+        batched = _outbox_batch_rate(count, 100)
         relayed, rows = _relay_rate(settings)
         latencies = _wake_up_latencies(settings)
     with scenario.active() as settings, sqlite_file():
@@ -143,6 +154,7 @@ def run(bench: Bench, sizes: Sizes, report: Report) -> None:
     baseline = "perform_later, produce_async"
     report.add(Figure(SECTION, "outbox perform_later, 1 per transaction", single, "jobs/s", direct, baseline))
     report.add(Figure(SECTION, "outbox perform_later, 100 per transaction", hundred, "jobs/s", direct, baseline))
+    report.add(Figure(SECTION, "outbox perform_all_later x100 per transaction", batched, "jobs/s", direct, baseline))
     report.add(Figure(SECTION, f"relay throughput ({rows} rows, one relay)", relayed, "rows/s", direct, baseline))
     report.add(
         Figure(
