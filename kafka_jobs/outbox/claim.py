@@ -21,7 +21,8 @@ from .models import OutboxMessage
 LOCK_CLASS = 0x6B6A6F62
 # A relay takes at most this many lanes per round, leaving the others to other relays.
 MAX_LANES = 16
-_CANDIDATES = 4 * MAX_LANES
+# Lanes are picked among those of the oldest pending rows: a bounded index scan, whatever the backlog.
+CANDIDATE_ROWS = 2000
 
 
 class Claimer:
@@ -55,11 +56,8 @@ class LaneLockClaimer(Claimer):
         table = OutboxMessage._meta.db_table
         lanes: list[int] = []
         with connections[self.alias].cursor() as cursor:
-            cursor.execute(
-                f"SELECT lane FROM {table} WHERE failed_at IS NULL GROUP BY lane ORDER BY min(id) LIMIT %s",
-                [_CANDIDATES],
-            )
-            for (lane,) in cursor.fetchall():
+            cursor.execute(f"SELECT lane FROM {table} WHERE failed_at IS NULL ORDER BY id LIMIT %s", [CANDIDATE_ROWS])
+            for lane in dict.fromkeys(row[0] for row in cursor.fetchall()):  # oldest first, each once
                 cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_CLASS, lane])
                 if cursor.fetchone()[0]:
                     self._locked = True
