@@ -39,3 +39,15 @@ def database_aliases(aliases: list[str] | None) -> list[str]:
             f"Unknown database alias(es) {', '.join(unknown)}; DATABASES has {', '.join(connections.settings)}."
         )
     return list(dict.fromkeys(chosen))
+
+
+def outbox_databases(aliases: list[str] | None) -> list[str]:
+    """Return ``database_aliases(aliases)``, refusing a database without the outbox table (``CommandError``)."""
+    from kafka_jobs.outbox.inspection import unmigrated
+
+    chosen = database_aliases(aliases)
+    missing = unmigrated(chosen)
+    if missing:
+        commands = "; ".join(f"manage.py migrate kafka_jobs --database {alias}" for alias in missing)
+        raise CommandError(f"The outbox table does not exist in database(s) {', '.join(missing)}: run {commands}.")
+    return chosen

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 
+from django.db import connections
 from django.db.models import Min, QuerySet
 from django.utils import timezone
 
@@ -69,3 +70,14 @@ def retry(alias: str, ids: Sequence[int] | None) -> int:
 def purge(alias: str, ids: Sequence[int] | None) -> int:
     """Delete failed rows (those in ``ids``, or all) for good; return how many."""
     return _failed(alias, ids)._raw_delete(alias)
+
+
+def unmigrated(aliases: Sequence[str]) -> list[str]:
+    """Return the aliases whose database has no outbox table (``migrate kafka_jobs`` was not run there)."""
+    table = OutboxMessage._meta.db_table
+    missing = []
+    for alias in aliases:
+        with connections[alias].cursor() as cursor:
+            if table not in connections[alias].introspection.table_names(cursor):
+                missing.append(alias)
+    return missing

@@ -145,3 +145,18 @@ def test_the_outbox_commands_refuse_an_unknown_database_alias(command: str) -> N
     args = ["--database", "nowhere"] if command == "runkafkarelay" else ["list", "--database", "nowhere"]
     with pytest.raises(CommandError, match="Unknown database alias"):
         call_command(command, *args)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_relay_refuses_a_database_without_the_outbox_table() -> None:
+    from django.core.management import CommandError, call_command
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE kafka_jobs_outbox RENAME TO kafka_jobs_outbox_away")
+    try:
+        with pytest.raises(CommandError, match="migrate kafka_jobs --database default"):
+            call_command("runkafkarelay", "--burst")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE kafka_jobs_outbox_away RENAME TO kafka_jobs_outbox")

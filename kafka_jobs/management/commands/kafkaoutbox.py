@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from kafka_jobs.management.argtypes import database_aliases, positive_int
+from kafka_jobs.management.argtypes import outbox_databases, positive_int
 from kafka_jobs.outbox import inspection
 
 
@@ -32,7 +32,7 @@ class Command(BaseCommand):
             )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        aliases = database_aliases(options["database"])
+        aliases = outbox_databases(options["database"])
         action = options["action"]
         for alias in aliases:
             if action == "list":

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kafka_jobs.conf import get_settings
 from kafka_jobs.exceptions import KafkaJobsError
-from kafka_jobs.management.argtypes import database_aliases
+from kafka_jobs.management.argtypes import outbox_databases
 from kafka_jobs.management.commands.runkafkaworker import configure_logging
 from kafka_jobs.outbox.threads import RelayThreads
 from kafka_jobs.worker import ExitCode, Shutdown
@@ -38,7 +38,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         configure_logging(options["log_level"])
-        aliases = database_aliases(options["database"])
+        aliases = outbox_databases(options["database"])
         try:
             settings = get_settings()
         except KafkaJobsError as exc:

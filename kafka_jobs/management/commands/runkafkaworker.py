@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from kafka_jobs.conf import KafkaJobsSettings, get_settings
 from kafka_jobs.exceptions import KafkaJobsError
 from kafka_jobs.internal_topics import create_internal_topics, missing_internal_topics
-from kafka_jobs.management.argtypes import database_aliases, positive_int
+from kafka_jobs.management.argtypes import outbox_databases, positive_int
 from kafka_jobs.outbox.threads import RelayThreads
 from kafka_jobs.recurring.declaration import RecurringJob
 from kafka_jobs.recurring.loader import get_recurring
@@ -96,7 +96,7 @@ class Command(BaseCommand):
                 )
         except KafkaJobsError as exc:
             raise CommandError(str(exc)) from exc
-        relay_aliases = None if options["relay"] is None else database_aliases(options["relay"])
+        relay_aliases = None if options["relay"] is None else outbox_databases(options["relay"])
         shutdown = Shutdown()
         shutdown.install()
         relays = RelayThreads(settings, relay_aliases, shutdown) if relay_aliases else None
