@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SECTIONS = ("enqueue", "processing", "latency", "memory", "delays", "processes")
+SECTIONS = ("enqueue", "processing", "latency", "memory", "delays", "processes", "outbox")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(options: argparse.Namespace, workdir: Path, broker: str) -> int:
-    from . import delays, enqueue, latency, memory, processes, processing, profile
+    from . import delays, enqueue, latency, memory, outbox, processes, processing, profile
     from .env import Bench
     from .report import Report
     from .sizes import QUICK, Sizes
@@ -132,6 +132,7 @@ def _run(options: argparse.Namespace, workdir: Path, broker: str) -> int:
         "memory": memory.run,
         "delays": delays.run,
         "processes": processes.run,
+        "outbox": outbox.run,
     }
     try:
         for name in SECTIONS:

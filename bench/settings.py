@@ -13,7 +13,13 @@ DEBUG = False
 USE_TZ = True
 TIME_ZONE = "UTC"
 INSTALLED_APPS = ["kafka_jobs", "bench"]
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+DATABASES = {
+    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+    # The outbox section starts a PostgreSQL server and fills in PORT and USER (bench/outbox.py).
+    "postgres": {"ENGINE": "django.db.backends.postgresql", "NAME": "kafka_jobs_test", "HOST": "127.0.0.1"},
+    # The outbox section's SQLite file (a relay thread needs a database other connections share).
+    "sqlite": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ.get("BENCH_SQLITE", ":memory:")},
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 _TANSU_CONSUMER = {

@@ -28,6 +28,7 @@ class Sizes:
     process_noop: int = 100_000  # no-op jobs each of those workers runs
     cpu_jobs: int = 5_000  # CPU-bound jobs each of those workers runs
     cpu_iterations: int = 20_000  # the work of one CPU-bound job (about 2 ms)
+    outbox: int = 20_000  # outbox jobs in transactions of 100 (a tenth of them one per transaction)
 
 
 QUICK = Sizes(
@@ -42,4 +43,5 @@ QUICK = Sizes(
     tier_hold_seconds=10.0,
     process_noop=20_000,
     cpu_jobs=1_500,
+    outbox=2_000,
 )

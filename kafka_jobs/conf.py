@@ -96,6 +96,10 @@ class KafkaJobsSettings:
     health_file: str | None = None
     tracing: bool = True
     context: tuple[str, ...] = ()
+    # The transactional outbox (kafka_jobs.outbox): write jobs as rows in the caller's transaction.
+    outbox: bool = False
+    outbox_batch_size: int = 500
+    outbox_poll_interval: float = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,6 +155,9 @@ _RULES: Mapping[str, _Rule] = {
         lambda value: is_int_at_least(value, 1) or (is_int_at_least(value, -1) and value == -1),
         "an int >= 1, or -1 for the broker's default.replication.factor",
     ),
+    "OUTBOX": _of_type(bool),
+    "OUTBOX_BATCH_SIZE": _int_at_least(1),
+    "OUTBOX_POLL_INTERVAL": _SECONDS,
 }
 
 

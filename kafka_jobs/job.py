@@ -102,6 +102,8 @@ class Job:
         self.timezone: str | None = None
         self.partition_key: Any = None
         self.partition: int | None = None
+        # Per-call outbox choice (``set(outbox=...)``): None, True, False or a database alias.
+        self.outbox: bool | str | None = None
         self.message: MessageInfo | None = None
         self.successfully_enqueued: bool = False
         self.last_duration: float | None = None
@@ -138,8 +140,13 @@ class Job:
         wait_until: dt.datetime | None = None,
         partition_key: Any = None,
         partition: int | None = None,
+        outbox: bool | str | None = None,
     ) -> ConfiguredJob:
-        """Override options for one enqueue: ``ExampleJob.set(queue="low").perform_later(...)``."""
+        """Override options for one enqueue: ``ExampleJob.set(queue="low").perform_later(...)``.
+
+        ``outbox``: True/False overrides the class's and the global outbox choice; a database alias also
+        chooses the database the row is written to (by default the one whose transaction is open).
+        """
         return ConfiguredJob(
             cls,
             queue=queue,
@@ -147,6 +154,7 @@ class Job:
             wait_until=wait_until,
             partition_key=partition_key,
             partition=partition,
+            outbox=outbox,
         )
 
     def enqueue(self) -> Self:
@@ -177,6 +185,7 @@ class ConfiguredJob:
         wait_until: dt.datetime | None,
         partition_key: Any,
         partition: int | None,
+        outbox: bool | str | None = None,
     ) -> None:
         owner = f"{job_class.__qualname__}.set()"
         if queue is not None:
@@ -191,12 +200,15 @@ class ConfiguredJob:
             raise InvalidJob(f"{owner}: wait_until must be a timezone-aware datetime, got {wait_until!r}.")
         if partition is not None and not is_int_at_least(partition, 0):
             raise InvalidJob(f"{owner}: partition must be {int_at_least_rule(0)}, got {partition!r}.")
+        if not (outbox is None or isinstance(outbox, bool) or (isinstance(outbox, str) and outbox)):
+            raise InvalidJob(f"{owner}: outbox must be True, False or a database alias, got {outbox!r}.")
         self.job_class = job_class
         self.queue = queue
         self.wait: dt.timedelta | None = wait
         self.wait_until = wait_until
         self.partition_key = partition_key
         self.partition = partition
+        self.outbox = outbox
 
     def build(self, *args: Any, **kwargs: Any) -> Job:
         """Return a job instance with the overrides applied (not enqueued; a ``wait`` counts from its enqueue)."""
@@ -207,6 +219,7 @@ class ConfiguredJob:
         job.scheduled_wait = self.wait
         job.partition_key = self.partition_key
         job.partition = self.partition
+        job.outbox = self.outbox
         return job
 
     def perform_later(self, *args: Any, **kwargs: Any) -> Job:

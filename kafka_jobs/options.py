@@ -25,6 +25,8 @@ class KafkaOptions:
     dispatch_many_method: str = "produce_many_async"
     partitioner: Callable[[Job], Any] | None = None
     partition_key_type: str = "key"
+    # Write this class's jobs to the transactional outbox (None: KAFKA_JOBS['OUTBOX']).
+    outbox: bool | None = None
 
     def merged(self, declared: Any, owner: str) -> KafkaOptions:
         """Return a copy with ``declared`` applied; raise ``InvalidJob`` naming ``owner`` on a bad option."""
@@ -39,6 +41,9 @@ class KafkaOptions:
         _check_choice(owner, "dispatch_method", declared.get("dispatch_method"), DISPATCH_METHODS)
         _check_choice(owner, "dispatch_many_method", declared.get("dispatch_many_method"), DISPATCH_MANY_METHODS)
         _check_choice(owner, "partition_key_type", declared.get("partition_key_type"), PARTITION_KEY_TYPES)
+        outbox = declared.get("outbox")
+        if not (outbox is None or isinstance(outbox, bool)):
+            raise InvalidJob(f"{owner}.kafka_options['outbox'] must be True, False or None, got {outbox!r}.")
         partitioner = declared.get("partitioner")
         if partitioner is not None and not callable(partitioner):
             raise InvalidJob(

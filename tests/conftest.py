@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from functools import partial
+from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -13,6 +14,11 @@ from confluent_kafka.admin import AdminClient
 from kafka_jobs.devbroker import DevBroker
 from testproject.stack import StackError, check_reachable
 from tests.helpers import unique_topic_name
+from tests.postgres import DATABASE as POSTGRES_DATABASE
+from tests.postgres import PostgresServer, PostgresUnavailable
+
+POSTGRES_ALIAS = "postgres"
+_POSTGRES_VARIABLES = ("KAFKA_JOBS_TEST_POSTGRES_PORT", "KAFKA_JOBS_TEST_POSTGRES_USER")
 
 # --- Parallel runs (pytest-xdist) ---------------------------------------------------------------------------
 
@@ -85,3 +91,56 @@ def unique_topic(request: pytest.FixtureRequest) -> Callable[..., str]:
     Tansu), so every test uses names of its own.
     """
     return partial(unique_topic_name, request.node.name)
+
+
+# --- PostgreSQL (transactional outbox) ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory, django_db_blocker: Any) -> Iterator[PostgresServer]:
+    """Start a PostgreSQL server for this test process (on first use) with the ``postgres`` alias migrated.
+
+    The alias's PORT and USER are filled in here, and exported for subprocesses (tests/settings.py reads
+    them). A machine without PostgreSQL fails the test with the fix, never skips it.
+    """
+    from django.core.management import call_command
+    from django.db import connections
+
+    log_path = tmp_path_factory.mktemp("postgres") / "postgres.log"
+    try:
+        server = PostgresServer(log_path=log_path)
+    except PostgresUnavailable as error:
+        pytest.fail(str(error), pytrace=False)
+    with server:
+        server.create_database(POSTGRES_DATABASE)
+        alias_settings = connections.settings[POSTGRES_ALIAS]
+        alias_settings.update(PORT=str(server.port), USER=server.user)
+        saved = {name: os.environ.get(name) for name in _POSTGRES_VARIABLES}
+        os.environ["KAFKA_JOBS_TEST_POSTGRES_PORT"] = str(server.port)
+        os.environ["KAFKA_JOBS_TEST_POSTGRES_USER"] = server.user
+        try:
+            with django_db_blocker.unblock():
+                call_command("migrate", database=POSTGRES_ALIAS, verbosity=0)
+                connections[POSTGRES_ALIAS].close()
+            yield server
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            connections[POSTGRES_ALIAS].close()
+
+
+@pytest.fixture
+def postgres_db(postgres_server: PostgresServer, django_db_blocker: Any) -> Iterator[str]:
+    """Return the alias of the migrated PostgreSQL database, open to this test; its outbox is emptied after."""
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        try:
+            yield POSTGRES_ALIAS
+        finally:
+            with connections[POSTGRES_ALIAS].cursor() as cursor:
+                cursor.execute("TRUNCATE kafka_jobs_outbox RESTART IDENTITY")
+            connections[POSTGRES_ALIAS].close()

@@ -66,3 +66,16 @@ if os.environ.get("KAFKA_JOBS_TEST_ROOT_LOGGING"):
 # default ladder is covered by the unit tests of kafka_jobs.delays.tiers.
 KAFKA_JOBS.setdefault("DELAY_TIERS", [1, 3])
 KAFKA_JOBS.setdefault("DELAY_PARTITIONS", 2)
+
+# --- Transactional outbox (worktree outbox) ---------------------------------------------------------------------
+# A PostgreSQL database beside the SQLite default, for the outbox tests only. tests/postgres.py starts the server
+# when a test first asks for it (the postgres_db fixture), on a port chosen then: the fixture sets PORT and USER
+# here, and worker or relay subprocesses receive them in these variables.
+DATABASES["postgres"] = {
+    "ENGINE": "django.db.backends.postgresql",
+    "NAME": "kafka_jobs_test",
+    "USER": os.environ.get("KAFKA_JOBS_TEST_POSTGRES_USER", "postgres"),
+    "HOST": "127.0.0.1",
+    "PORT": os.environ.get("KAFKA_JOBS_TEST_POSTGRES_PORT", ""),
+    "TEST": {"NAME": "kafka_jobs_test"},
+}

@@ -5,8 +5,10 @@ method a backend may extend:
 
 1. ``prepare(job, now)``: stamp the enqueue time (and turn a relative ``wait`` into the due time),
    ``validate_job``, ``encode``. Every job of a batch is prepared before any is dispatched.
-2. ``waits_for_commit(job)``: for each job, dispatch at once or when the current transaction commits.
-3. ``dispatch(prepared)`` / ``dispatch_many(batch)``: send. Then each job is marked
+2. ``outbox_database(job)``: a backend that supports the transactional outbox writes the job as a row of
+   that database instead (in the caller's transaction); the relay produces it later.
+3. ``waits_for_commit(job)``: for each job, dispatch at once or when the current transaction commits.
+4. ``dispatch(prepared)`` / ``dispatch_many(batch)``: send. Then each job is marked
    ``successfully_enqueued`` and ``job_enqueued`` is sent.
 
 What a backend can do is stated by its ``supports_*`` flags, as in Django; ``validate_job`` refuses what
@@ -89,7 +91,10 @@ class BaseBackend(abc.ABC):
     def enqueue(self, job: Job) -> Job:
         """Prepare ``job`` now (errors raise here); dispatch it now or when the current transaction commits."""
         prepared = self.prepare(job, clock.now())
-        if _in_transaction() and self.waits_for_commit(job):
+        alias = self.outbox_database(job)
+        if alias is not None:
+            self._store([prepared], alias)
+        elif _in_transaction() and self.waits_for_commit(job):
             transaction.on_commit(partial(self._send, [prepared], many=False), using=DEFAULT_DB_ALIAS)
         else:
             self._send([prepared], many=False)
@@ -98,11 +103,24 @@ class BaseBackend(abc.ABC):
     def enqueue_many(self, jobs: Sequence[Job]) -> int:
         """Enqueue ``jobs`` as one batch; return how many were enqueued (or will be, at commit).
 
-        All are prepared before any is dispatched. Those that wait for the commit go then, the others at
-        once; each group in the batch's order (``perform_all_later`` states the guarantee).
+        All are prepared before any is dispatched. Those that go through the outbox are written first (rows
+        of one database in one statement); of the others, those that wait for the commit go then, the others
+        at once; each group in the batch's order (``perform_all_later`` states the guarantee).
         """
         now = clock.now()
-        batch = [self.prepare(job, now) for job in jobs]
+        prepared_all = [self.prepare(job, now) for job in jobs]
+        batch = []
+        by_database: dict[str, list[Prepared]] = {}
+        for prepared in prepared_all:
+            alias = self.outbox_database(prepared.job)
+            if alias is None:
+                batch.append(prepared)
+            else:
+                by_database.setdefault(alias, []).append(prepared)
+        for alias, rows in by_database.items():
+            self._store(rows, alias)
+        if not batch:
+            return len(prepared_all)
         in_transaction = _in_transaction()
         waits = [in_transaction and self.waits_for_commit(prepared.job) for prepared in batch]
         at_once = [prepared for prepared, wait in zip(batch, waits, strict=True) if not wait]
@@ -111,7 +129,7 @@ class BaseBackend(abc.ABC):
             self._send(at_once, many=True)
         if at_commit:  # after the others, so a failing dispatch above leaves nothing pending for the commit
             transaction.on_commit(partial(self._send, at_commit, many=True), using=DEFAULT_DB_ALIAS)
-        return len(batch)
+        return len(prepared_all)
 
     def prepare(self, job: Job, now: dt.datetime) -> Prepared:
         """Stamp ``job`` as enqueued at ``now``, validate and encode it; nothing is sent yet."""
@@ -126,6 +144,13 @@ class BaseBackend(abc.ABC):
     def encode(self, job: Job) -> bytes:
         """Serialize ``job``; raises ``EncodeError`` for bad arguments at enqueue time."""
         return get_serializer().dumps(job)
+
+    def outbox_database(self, job: Job) -> str | None:
+        """Return the database alias to write ``job`` to as an outbox row, or None to dispatch it.
+
+        None here: only a backend that produces Kafka messages has an outbox (the others ignore the option).
+        """
+        return None
 
     def waits_for_commit(self, job: Job) -> bool:
         """Whether ``job``, enqueued inside a transaction, is dispatched when it commits rather than at once."""
@@ -153,9 +178,23 @@ class BaseBackend(abc.ABC):
             self.dispatch_many(batch)
         else:
             self.dispatch(batch[0])
-        for prepared in batch:
-            prepared.job.successfully_enqueued = True
-            signals.job_enqueued.send(type(prepared.job), job=prepared.job)
+        _enqueued(batch)
+
+    def _store(self, batch: Sequence[Prepared], alias: str) -> None:
+        from ..outbox.store import write
+
+        write(batch, alias)
+        # Enqueued once the row is committed: at once outside a transaction.
+        if connections[alias].in_atomic_block:
+            transaction.on_commit(partial(_enqueued, batch), using=alias)
+        else:
+            _enqueued(batch)
+
+
+def _enqueued(batch: Sequence[Prepared]) -> None:
+    for prepared in batch:
+        prepared.job.successfully_enqueued = True
+        signals.job_enqueued.send(type(prepared.job), job=prepared.job)
 
 
 def _in_transaction() -> bool:

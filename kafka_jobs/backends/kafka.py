@@ -105,6 +105,12 @@ class KafkaBackend(BaseBackend):
         prepared.message = build_message(job, prepared.payload)
         return prepared
 
+    def outbox_database(self, job: Job) -> str | None:
+        """The database of the job's outbox row if it goes through the outbox (``kafka_jobs.outbox.store``)."""
+        from ..outbox.store import database_for, wants_outbox
+
+        return database_for(job) if wants_outbox(job, get_settings()) else None
+
     def dispatch(self, prepared: Prepared) -> None:
         """Produce one job, waiting for the acknowledgement if the job's dispatch method is sync."""
         sync = prepared.job.options.dispatch_method in SYNC_METHODS

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from django.core.management.base import CommandError
+from django.db import connections
+
 from kafka_jobs.validators import QUEUE_NAME_RULE, int_at_least_rule, is_int_at_least, is_queue_name
 
 
@@ -56,3 +59,26 @@ def positive_seconds(value: str) -> float:
     if not number > 0:
         raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {value}")
     return number
+
+
+def database_aliases(aliases: list[str] | None) -> list[str]:
+    """Return the aliases to relay (default: ``default``); raise ``CommandError`` for an unknown one."""
+    chosen = aliases or ["default"]
+    unknown = [alias for alias in chosen if alias not in connections.settings]
+    if unknown:
+        raise CommandError(
+            f"Unknown database alias(es) {', '.join(unknown)}; DATABASES has {', '.join(connections.settings)}."
+        )
+    return list(dict.fromkeys(chosen))
+
+
+def outbox_databases(aliases: list[str] | None) -> list[str]:
+    """Return ``database_aliases(aliases)``, refusing a database without the outbox table (``CommandError``)."""
+    from kafka_jobs.outbox.inspection import unmigrated
+
+    chosen = database_aliases(aliases)
+    missing = unmigrated(chosen)
+    if missing:
+        commands = "; ".join(f"manage.py migrate kafka_jobs --database {alias}" for alias in missing)
+        raise CommandError(f"The outbox table does not exist in database(s) {', '.join(missing)}: run {commands}.")
+    return chosen

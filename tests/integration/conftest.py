@@ -24,13 +24,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class WorkerProcess:
-    """One ``manage.py runkafkaworker`` subprocess; stopped by its PID."""
+    """One ``manage.py runkafkaworker`` (or other command's) subprocess; stopped by its PID."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path, command: str = "runkafkaworker") -> None:
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "runkafkaworker", *args],
+            [sys.executable, "manage.py", command, *args],
             cwd=ROOT,
             env=env,
             stdout=self._log,
@@ -114,6 +114,13 @@ class KafkaEnv:
         worker = WorkerProcess(list(args), self.env(**env), log)
         self.workers.append(worker)
         return worker
+
+    def start_relay(self, *args: str, **env: str) -> WorkerProcess:
+        """Start ``runkafkarelay`` with ``args``; it is killed (by PID) at the end of the test."""
+        log = self.tmp_path / f"relay-{len(self.workers)}.log"
+        relay = WorkerProcess(list(args), self.env(**env), log, command="runkafkarelay")
+        self.workers.append(relay)
+        return relay
 
     def run_worker(self, *args: str, timeout: float = 60.0) -> WorkerProcess:
         """Run a worker to completion (use with --burst or --max-jobs) and return it."""

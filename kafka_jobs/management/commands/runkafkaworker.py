@@ -14,9 +14,11 @@ from django.db import connections
 from kafka_jobs.conf import KafkaJobsSettings, get_settings
 from kafka_jobs.exceptions import KafkaJobsError
 from kafka_jobs.internal_topics import create_internal_topics, missing_internal_topics
-from kafka_jobs.management.argtypes import port_number, positive_int, process_count
+from kafka_jobs.management.argtypes import outbox_databases, port_number, positive_int, process_count
 from kafka_jobs.ops.metrics import DEFAULT_METRICS_HOST, MetricsServer
 from kafka_jobs.ops.monitor import WorkerMonitor
+from kafka_jobs.outbox.threads import RelayThreads
+from kafka_jobs.recurring.declaration import RecurringJob
 from kafka_jobs.recurring.loader import get_recurring
 from kafka_jobs.routing import Route, get_routes
 from kafka_jobs.supervisor import SupervisedChild, Supervisor, SupervisorGaveUp, option_arguments, program
@@ -82,6 +84,12 @@ class Command(BaseCommand):
             default=DEFAULT_METRICS_HOST,
             help=f"Address the metrics endpoint listens on (default {DEFAULT_METRICS_HOST}; 0.0.0.0 for all).",
         )
+        parser.add_argument(
+            "--relay",
+            nargs="*",
+            metavar="ALIAS",
+            help="Also relay the transactional outbox of these databases (none named: default) on a thread.",
+        )
         scheduling = parser.add_mutually_exclusive_group()
         scheduling.add_argument(
             "--no-scheduling",
@@ -127,8 +135,28 @@ class Command(BaseCommand):
                 )
         except KafkaJobsError as exc:
             raise CommandError(str(exc)) from exc
+        relay_aliases = None if options["relay"] is None else outbox_databases(options["relay"])
         shutdown = Shutdown()
         shutdown.install()
+        relays = RelayThreads(settings, relay_aliases, shutdown) if relay_aliases else None
+        if relays is not None:
+            relays.start()
+        try:
+            self._run(options, settings, routes, recurring, shutdown, child)
+        finally:
+            if relays is not None:
+                relays.close()
+
+    def _run(
+        self,
+        options: dict[str, Any],
+        settings: KafkaJobsSettings,
+        routes: list[Route],
+        recurring: tuple[RecurringJob, ...],
+        shutdown: Shutdown,
+        child: SupervisedChild | None,
+    ) -> None:
+        scheduling_only = options["scheduling_only"]
         timekeeper = None if options["no_scheduling"] else Timekeeper(settings, recurring, shutdown)
         if scheduling_only:
             assert timekeeper is not None

@@ -1,0 +1,5 @@
+"""The app's models module (Django looks here); each model lives with its feature."""
+
+from .outbox.models import OutboxMessage
+
+__all__ = ["OutboxMessage"]
