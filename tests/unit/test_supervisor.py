@@ -84,11 +84,14 @@ def test_a_child_that_dies_after_it_was_ready_is_started_again(tmp_path: Path) -
 def test_the_first_signal_is_forwarded_as_sigterm_to_every_child_and_their_statuses_are_summarised(
     tmp_path: Path,
 ) -> None:
+    # Each child arms its handler before it says so, and the stop comes only once all three have (under load,
+    # a child that had only started could be stopped before its handler existed).
     body = """
-    ready()
     signal.signal(signal.SIGTERM, lambda *_: (note("sigterm"), os._exit(2 if index == "2" else 0)))
+    note("armed")
+    ready()
     if index == "1":
-        while len([l for l in log.read_text().splitlines() if l.endswith("start")]) < 3:
+        while len([l for l in log.read_text().splitlines() if l.endswith("armed")]) < 3:
             time.sleep(0.01)
         os.kill(supervisor, signal.SIGINT)
     while True:
