@@ -11,6 +11,7 @@ from .exceptions import (
     JobNotRegistered,
     KafkaJobsError,
     SerializationError,
+    UnknownTask,
     UnroutedQueue,
     UnsupportedEnvelopeVersion,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "KafkaJobsError",
     "MessageInfo",
     "SerializationError",
+    "UnknownTask",
     "UnroutedQueue",
     "UnsupportedEnvelopeVersion",
     "perform_all_later",

@@ -12,6 +12,7 @@ class KafkaJobsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks, registry, signal_handlers  # noqa: F401 - importing connects the receivers
+        from .tasks import job  # noqa: F401 - registers TaskJob, which carries django.tasks tasks
 
         checks.register()
         registry.autodiscover()

@@ -76,9 +76,13 @@ def check_context(app_configs: Any = None, **_: Any) -> list[checks.CheckMessage
 def register() -> None:
     """Register the checks (called from AppConfig.ready)."""
     from .recurring.checks import check_recurring
+    from .tasks.checks import check_task_framework
+    from .tasks.checks import register as register_task_checks
 
     checks.register(check_settings, "kafka_jobs")
     checks.register(check_routes, "kafka_jobs")
     checks.register(check_backend, "kafka_jobs")
     checks.register(check_recurring, "kafka_jobs")
     checks.register(check_context, "kafka_jobs")
+    checks.register(check_task_framework, "kafka_jobs")
+    register_task_checks()

@@ -73,3 +73,7 @@ class ReplayRefused(KafkaJobsError, ValueError):
 
 class ReportError(KafkaJobsError, ValueError):
     """A worker report or a queue command read from its topic could not be decoded."""
+
+
+class UnknownTask(DecodeError, LookupError):
+    """A message names something that is not a ``django.tasks`` Task defined in an installed app; never run."""

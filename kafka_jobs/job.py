@@ -52,6 +52,9 @@ class Job:
     retry_policy: ClassVar[RetryPolicy] = RetryPolicy()
     enqueue_after_commit: ClassVar[bool | None] = None
     abstract: ClassVar[bool] = True
+    # False for a class whose queue is chosen at each enqueue (TaskJob: the task's queue_name), so the
+    # check that ``queue_as`` is routed (kafka_jobs.W001) does not apply to it.
+    check_queue: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

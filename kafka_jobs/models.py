@@ -1,5 +1,6 @@
 """The app's models module (Django looks here); each model lives with its feature."""
 
 from .outbox.models import OutboxMessage
+from .tasks.models import TaskResultRecord
 
-__all__ = ["OutboxMessage"]
+__all__ = ["OutboxMessage", "TaskResultRecord"]

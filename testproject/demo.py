@@ -2,8 +2,9 @@
 
 Starts the embedded Tansu broker (or uses the cluster in ``KAFKA_BOOTSTRAP_SERVERS``), migrates a fresh
 SQLite database, creates the routed topics, starts ``manage.py runkafkaworker``, serves the testproject on
-a free loopback port, enqueues a batch of ``ExampleJob`` with ``POST /jobs/``, and watches ``GET /jobs/``
-until every job ran. Then it stops everything it started, by PID, also on Ctrl-C or SIGTERM.
+a free loopback port, enqueues a batch of ``ExampleJob`` with ``POST /jobs/`` (``--kind task``: the
+django.tasks ``example_task`` instead, then reads one stored result), and watches ``GET /jobs/`` until
+every one ran. Then it stops everything it started, by PID, also on Ctrl-C or SIGTERM.
 
 Exit status: 0 when every job ran within ``--timeout``; 1 otherwise; 130 when interrupted.
 """
@@ -88,15 +89,16 @@ def _request(method: str, url: str) -> dict[str, Any]:
 class Progress:
     """One line of progress: rewritten in place on a terminal, printed every few seconds otherwise."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, noun: str = "jobs") -> None:
         self.total = total
+        self.noun = noun
         self.tty = sys.stdout.isatty()
         self.last_print = 0.0
 
     def show(self, done: int, elapsed: float, *, final: bool = False) -> None:
         """Show ``done`` of ``total`` after ``elapsed`` seconds."""
         rate = done / elapsed if elapsed > 0 else 0.0
-        line = f"{done}/{self.total} jobs done ({elapsed:.1f} s, {rate:.0f} jobs/s)"
+        line = f"{done}/{self.total} {self.noun} done ({elapsed:.1f} s, {rate:.0f} {self.noun}/s)"
         if self.tty:
             sys.stdout.write(f"\r{line}\033[K" + ("\n" if final else ""))
             sys.stdout.flush()
@@ -106,12 +108,16 @@ class Progress:
 
 
 class Demo:
-    """Enqueue jobs through the view and wait for the worker to run them."""
+    """Enqueue jobs (or tasks, ``kind="task"``) through the view and wait for the worker to run them."""
 
-    def __init__(self, base_url: str, worker: Child) -> None:
+    def __init__(self, base_url: str, worker: Child, kind: str = "job") -> None:
+        self.base_url = base_url
         self.url = f"{base_url}/jobs/"
         self.worker = worker
+        self.kind = kind
+        self.noun = "tasks" if kind == "task" else "jobs"
         self.token = uuid.uuid4().hex[:12]
+        self.last_result_id: str | None = None  # of the last task enqueued
 
     def done(self, batch: str) -> int:
         """Return how many jobs of ``batch`` have run (rows they wrote, counted by the view)."""
@@ -122,8 +128,15 @@ class Demo:
         enqueued = 0
         while enqueued < count:
             size = min(REQUEST_BATCH, count - enqueued)
-            enqueued += int(_request("POST", f"{self.url}?count={size}&batch={batch}")["enqueued"])
+            answer = _request("POST", f"{self.url}?count={size}&batch={batch}&kind={self.kind}")
+            enqueued += int(answer["enqueued"])
+            if answer.get("result_ids"):
+                self.last_result_id = answer["result_ids"][-1]
         return enqueued
+
+    def result(self, result_id: str) -> dict[str, Any]:
+        """Return a task's stored result, as ``GET /results/<id>/`` shows it."""
+        return _request("GET", f"{self.base_url}/results/{result_id}/")
 
     def check_worker(self) -> None:
         """Raise ``DemoError`` if the worker has exited."""
@@ -154,7 +167,7 @@ class Demo:
         started = time.monotonic()
         self.enqueue(self.token, jobs)
         enqueue_time = time.monotonic() - started
-        progress = Progress(jobs)
+        progress = Progress(jobs, self.noun)
         done = 0
         while True:
             done = self.done(self.token)
@@ -185,7 +198,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Enqueue example jobs through the testproject's HTTP view and run them with a Kafka worker. "
         "Uses the cluster in KAFKA_BOOTSTRAP_SERVERS if set, else starts an embedded broker.",
     )
-    parser.add_argument("--jobs", type=positive_int, default=DEFAULT_JOBS, help=f"jobs to run (default {DEFAULT_JOBS})")
+    parser.add_argument(
+        "--jobs", type=positive_int, default=DEFAULT_JOBS, help=f"jobs (or tasks) to run (default {DEFAULT_JOBS})"
+    )
+    parser.add_argument(
+        "--kind",
+        choices=["job", "task"],
+        default="job",
+        help="enqueue ExampleJob (job, the default) or the django.tasks example_task (task)",
+    )
     parser.add_argument(
         "--timeout",
         type=positive_float,
@@ -211,20 +232,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Started the worker: manage.py runkafkaworker (pid {worker.pid}).")
         with serve() as base_url:
             print(f"Serving the testproject at {base_url}/jobs/ (in this process).")
-            demo = Demo(base_url, worker)
+            demo = Demo(base_url, worker, args.kind)
             ready = demo.wait_ready()
-            print(f"The worker joined its consumer group and ran a warm-up job in {ready:.1f} s.")
-            print(f"Enqueuing {args.jobs} ExampleJob(s) with POST {demo.url}?count=N ...")
+            print(f"The worker joined its consumer group and ran a warm-up {args.kind} in {ready:.1f} s.")
+            what = "example_task(s) (django.tasks)" if args.kind == "task" else "ExampleJob(s)"
+            query = "count=N&kind=task" if args.kind == "task" else "count=N"
+            print(f"Enqueuing {args.jobs} {what} with POST {demo.url}?{query} ...")
             done, enqueue_time, elapsed = demo.run(args.jobs, args.timeout)
-        if done < args.jobs:
-            raise DemoError(
-                f"Only {done} of {args.jobs} jobs ran within {args.timeout:g} s. End of the worker's log:\n"
-                f"{worker.log_tail()}"
+            if done < args.jobs:
+                raise DemoError(
+                    f"Only {done} of {args.jobs} {demo.noun} ran within {args.timeout:g} s. End of the worker's "
+                    f"log:\n{worker.log_tail()}"
+                )
+            print(
+                f"Ran {done} {demo.noun} in {elapsed:.2f} s: {done / elapsed:.0f} {demo.noun}/s "
+                f"(enqueued through the view in {enqueue_time:.2f} s)."
             )
-        print(
-            f"Ran {done} jobs in {elapsed:.2f} s: {done / elapsed:.0f} jobs/s "
-            f"(enqueued through the view in {enqueue_time:.2f} s)."
-        )
+            if demo.last_result_id is not None:
+                shown = demo.result(demo.last_result_id)
+                print(
+                    f"Stored result of the last task: GET /results/{shown['id']}/ -> {shown['status']}, "
+                    f"{shown['attempts']} attempt(s), return value {shown['return_value']!r}."
+                )
         status = 0
     except KeyboardInterrupt:
         print("\nInterrupted.")

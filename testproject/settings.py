@@ -6,6 +6,7 @@ cluster with ``KAFKA_BOOTSTRAP_SERVERS`` (and the ``KAFKA_SECURITY_*`` / ``KAFKA
 
 from pathlib import Path
 
+import django
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -22,6 +23,8 @@ INSTALLED_APPS = [
     "kafka_jobs",
     "testproject.example",
 ]
+if django.VERSION < (6, 0):  # django.tasks is built into Django 6; the backport is an app
+    INSTALLED_APPS.append("django_tasks")
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -85,6 +88,16 @@ KAFKA_JOBS = {
     "SHUTDOWN_TIMEOUT": 10.0,
 }
 
+# django.tasks: @task functions (testproject/example/tasks.py) run on the same Kafka workers as jobs, and their
+# results are kept in the database (GET /results/<id>/ reads one).
+TASKS = {
+    "default": {
+        "BACKEND": "kafka_jobs.tasks.KafkaTaskBackend",
+        "QUEUES": ["default"],
+        "OPTIONS": {"RESULTS": "database"},
+    }
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -95,6 +108,11 @@ LOGGING = {
             "handlers": ["stderr"],
             "level": env.str("KAFKA_JOBS_LOG_LEVEL", default="INFO"),
             "propagate": False,
-        }
+        },
+        # django.tasks' own lines (a task started, finished), from Django 6 or the backport.
+        **{
+            name: {"handlers": ["stderr"], "level": env.str("KAFKA_JOBS_LOG_LEVEL", default="INFO"), "propagate": False}
+            for name in ("django.tasks", "django_tasks")
+        },
     },
 }

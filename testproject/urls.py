@@ -6,4 +6,5 @@ from . import views
 
 urlpatterns = [
     path("jobs/", views.jobs, name="jobs"),
+    path("results/<str:result_id>/", views.result, name="result"),
 ]

@@ -5,6 +5,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import django
+
 SECRET_KEY = "tests-only"
 DEBUG = False
 USE_TZ = True
@@ -13,14 +15,53 @@ ROOT_URLCONF = "tests.urls"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 INSTALLED_APPS = [
+    "django.contrib.admin",
     "django.contrib.contenttypes",
     "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
     "kafka_jobs",
     "tests",
 ]
+# The admin, for the dashboard's pages (tests/unit/test_dashboard_*.py, tests/browser/).
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+STATIC_URL = "/static/"
 # A file database, so worker subprocesses see what a test wrote (they get its path in KAFKA_JOBS_TEST_DB).
 _db = os.environ.get("KAFKA_JOBS_TEST_DB") or str(Path(tempfile.gettempdir()) / f"kafka-jobs-{os.getpid()}.sqlite3")
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": _db, "TEST": {"NAME": _db}}}
+
+# --- django.tasks (issue 9): Django 6 has it built in; on Django 5.2 it is the django-tasks backport, an app.
+if django.VERSION < (6, 0):
+    INSTALLED_APPS.append("django_tasks")
+# QUEUES=[]: any queue (the test routes decide). "default" keeps results, "plain" does not.
+TASKS = {
+    "default": {
+        "BACKEND": "kafka_jobs.tasks.KafkaTaskBackend",
+        "QUEUES": [],
+        "OPTIONS": {"RESULTS": "database"},
+    },
+    "plain": {"BACKEND": "kafka_jobs.tasks.KafkaTaskBackend", "QUEUES": []},
+}
 
 JOB_BACKEND = os.environ.get("JOB_BACKEND", "test")
 _session_timeout_ms = int(os.environ.get("KAFKA_TEST_SESSION_TIMEOUT_MS", "2000"))
@@ -47,7 +88,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"stderr": {"class": "logging.StreamHandler"}},
-    "loggers": {"kafka_jobs": {"handlers": ["stderr"], "level": "INFO", "propagate": False}},
+    "loggers": {
+        "kafka_jobs": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        # django.tasks' own log lines (task started / finished), on Django 6 and from the backport.
+        "django.tasks": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "django_tasks": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+    },
 }
 
 # --- Worker core: a project whose LOGGING configures only the root logger (runkafkaworker must not hide its

@@ -96,7 +96,7 @@ class KafkaBackend(BaseBackend):
                 id="kafka_jobs.W001",
             )
             for name, job_class in sorted(registry.all_jobs().items())
-            if job_class.queue_as not in routes.by_queue
+            if job_class.check_queue and job_class.queue_as not in routes.by_queue
         ]
 
     def prepare(self, job: Job, now: dt.datetime) -> Prepared:

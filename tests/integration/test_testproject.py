@@ -100,6 +100,32 @@ def test_demo_runs_every_job_enqueued_through_the_view_and_leaves_no_process(
     assert_nothing_left(output, marker)
 
 
+def test_demo_kind_task_runs_the_django_task_enqueued_through_the_view_and_reads_its_result(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    marker = uuid.uuid4().hex
+    result = subprocess.run(
+        [sys.executable, "-m", "testproject.demo", "--kind", "task", "--jobs", "30", "--timeout", "60"],
+        cwd=ROOT,
+        env=demo_env(kafka_bootstrap, tmp_path, marker),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+
+    assert result.returncode == 0, output
+    assert "30/30 tasks done" in output
+    assert re.search(r"Stored result of the last task: GET /results/[0-9a-f-]+/ -> SUCCESSFUL, 1 attempt", output)
+    # 30 tasks plus the warm-up task, each written once by the worker, keyed by its result id.
+    assert count_rows(tmp_path / "demo.sqlite3") == (31, 31)
+    with sqlite3.connect(tmp_path / "demo.sqlite3") as db:
+        statuses = dict(db.execute("SELECT status, COUNT(*) FROM kafka_jobs_taskresult GROUP BY status").fetchall())
+    assert statuses == {"SUCCESSFUL": 31}
+    assert_nothing_left(output, marker)
+
+
 def test_demo_interrupted_while_jobs_run_stops_everything(kafka_bootstrap: str, tmp_path: Path) -> None:
     marker = uuid.uuid4().hex
     demo = subprocess.Popen(
