@@ -142,6 +142,9 @@ class Supervisor:
                 process_group=0,  # a terminal's Ctrl-C reaches the supervisor only; it forwards the stop
                 preexec_fn=die_with_parent(signal.SIGKILL),  # noqa: PLW1509 - the supervisor runs no other thread
             )
+        except OSError as exc:
+            os.close(ready_r)
+            raise SupervisorGaveUp(f"Could not start worker {index} ({' '.join(self.command)}): {exc}") from exc
         except BaseException:
             os.close(ready_r)
             raise

@@ -160,6 +160,8 @@ def test_a_sigkilled_supervisor_leaves_no_child_behind(kafka_env: KafkaEnv) -> N
     supervisor = kafka_env.start_worker("--processes", "2", "--queues", "wide")
     pids = [p for each in wait_running(supervisor).values() for p in each]
     assert len(pids) == 2 and all(alive(pid) for pid in pids)
+    # One thread: the supervisor holds no Kafka client (librdkafka runs threads of its own) and no thread.
+    assert os.listdir(f"/proc/{supervisor.pid}/task") == [str(supervisor.pid)]
 
     supervisor.send(signal.SIGKILL)
 

@@ -158,3 +158,10 @@ def test_signal_handlers_are_restored_afterwards(tmp_path: Path) -> None:
         signal.getsignal(signal.SIGINT),
         signal.getsignal(signal.SIGCHLD),
     ) == before
+
+
+def test_a_command_that_cannot_be_run_is_a_clear_error(tmp_path: Path) -> None:
+    supervisor = Supervisor([str(tmp_path / "missing-python")], 2, shutdown_timeout=1.0, policy=FAST)
+
+    with pytest.raises(SupervisorGaveUp, match=r"Could not start worker 1 \(.*missing-python\): .*No such file"):
+        supervisor.run()
