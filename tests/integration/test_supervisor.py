@@ -19,7 +19,7 @@ from kafka_jobs.producer import get_producer
 from kafka_jobs.worker import ExitCode
 from tests.helpers import wait_for
 from tests.integration.conftest import KafkaEnv, WorkerProcess
-from tests.jobs import SlowJob, TraceJob, read_records, read_records_so_far
+from tests.jobs import ExitJob, SlowJob, TraceJob, read_records, read_records_so_far
 
 pytestmark = pytest.mark.integration
 
@@ -166,3 +166,20 @@ def test_a_sigkilled_supervisor_leaves_no_child_behind(kafka_env: KafkaEnv) -> N
     supervisor.send(signal.SIGKILL)
 
     wait_for(lambda: not any(alive(pid) for pid in pids), 10, message=f"children {pids} outlived their supervisor")
+
+
+def test_a_child_stopped_by_a_critical_job_error_is_restarted_and_the_job_runs_again(kafka_env: KafkaEnv) -> None:
+    log = kafka_env.log_file()
+    ExitJob.perform_later(log)  # raises SystemExit the first time: its worker process exits with status 3
+    get_producer().flush(10)
+    supervisor = kafka_env.start_worker("--processes", "2", "--queues", "single")
+
+    wait_for(lambda: len(read_records_so_far(log)) == 2, 60, message=lambda: supervisor.output()[-3000:])
+    critical = re.compile(r"worker \d \(pid \d+\) exited with status 3 \(a job raised SystemExit")
+    wait_for(lambda: critical.search(supervisor.output()), 30, message=lambda: supervisor.output()[-3000:])
+    wait_for(lambda: sum(map(len, children(supervisor).values())) == 3, 30, message=lambda: supervisor.output()[-3000:])
+    wait_for(lambda: kafka_env.committed("single") == 1, 30, message="the second run was not committed")
+
+    supervisor.send(signal.SIGTERM)
+
+    assert supervisor.wait(60) == ExitCode.OK, supervisor.output()[-3000:]
