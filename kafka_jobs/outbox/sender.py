@@ -56,16 +56,18 @@ ACKNOWLEDGED = Outcome()
 
 
 class _Delivery:
-    __slots__ = ("outcome",)
+    __slots__ = ("fatal", "outcome")
 
     def __init__(self) -> None:
         self.outcome: Outcome | None = None
+        self.fatal = False
 
     def __call__(self, err: KafkaError | None, _msg: object) -> None:
         if err is None:
             self.outcome = ACKNOWLEDGED
         else:
             self.outcome = Outcome(err.str(), permanent=err.code() in PERMANENT and not err.retriable())
+            self.fatal = err.fatal()
 
 
 class Sender:
@@ -102,7 +104,11 @@ class Sender:
             d if isinstance(d, Outcome) else d.outcome or Outcome("no acknowledgement from the broker in time")
             for d in deliveries
         ]
-        self._check_fatal()
+        fatal = next((d.outcome for d in pending if d.fatal), None)
+        if fatal is not None:
+            # An idempotent producer that failed for good refuses every message from then on: start anew.
+            logger.error("The relay's producer failed for good (%s); starting a new one", fatal.error)
+            self._producer = None
         return outcomes
 
     def _produce(self, message: OutgoingMessage, deadline: float) -> _Delivery | Outcome:
@@ -153,16 +159,6 @@ class Sender:
     def _missing(self, what: tuple[str, int | None], error: str) -> Outcome:
         since = self._missing_since.setdefault(what, time.monotonic())
         return Outcome(error, permanent=time.monotonic() - since >= MISSING_GRACE_SECONDS)
-
-    def _check_fatal(self) -> None:
-        # An idempotent producer can fail for good (e.g. after an epoch problem): start a new one.
-        if self._producer is None:
-            return
-        try:
-            self._producer.poll(0)
-        except KafkaException as exc:
-            logger.error("The relay's producer failed (%s); starting a new one", exc)
-            self._producer = None
 
     def close(self, timeout: float = 5.0) -> None:
         """Flush and drop the producer."""

@@ -98,17 +98,30 @@ def test_postgres_rollback_leaves_nothing_and_commit_leaves_one_row(kafka_env: K
     assert [row.job_id for row in outbox_rows(postgres_db)] == [job.job_id]
 
 
-@pytest.mark.parametrize("outbox", [True, False], ids=["outbox", "after-commit-control"])
-def test_postgres_commit_then_sigkill_of_the_enqueuing_process_still_runs_the_job(
-    kafka_env: KafkaEnv, postgres_db: str, tmp_path: Path, outbox: bool
+SQLITE = pytest.param("sqlite", marks=pytest.mark.django_db(transaction=True))
+
+
+def database_alias(database: str, request: pytest.FixtureRequest) -> str:
+    """Return the alias of ``database`` ("postgres" or "sqlite", the default SQLite file) for this test."""
+    return str(request.getfixturevalue("postgres_db")) if database == "postgres" else "default"
+
+
+@pytest.mark.parametrize(
+    ("database", "outbox"),
+    [("postgres", True), ("postgres", False), pytest.param("sqlite", True, marks=SQLITE.marks)],
+    ids=["postgres", "postgres-after-commit-control", "sqlite"],
+)
+def test_commit_then_sigkill_of_the_enqueuing_process_still_runs_the_job(
+    kafka_env: KafkaEnv, tmp_path: Path, database: str, outbox: bool, request: pytest.FixtureRequest
 ) -> None:
+    alias = database_alias(database, request)
     log = kafka_env.log_file()
     # The enqueuing process holds produced messages for a minute: only the outbox can save them.
     env = kafka_env.env(
         KAFKA_JOBS_TEST_OVERRIDES=json.dumps({"PRODUCER": {"linger.ms": 60000}, "DELIVERY_TIMEOUT": 120})
     )
     enqueuer = subprocess.Popen(
-        [sys.executable, "-m", "tests.outbox_enqueue", postgres_db, log, "2", "1" if outbox else "0"],
+        [sys.executable, "-m", "tests.outbox_enqueue", alias, log, "2", "1" if outbox else "0"],
         cwd=ROOT,
         env=env,
         stdin=subprocess.PIPE,
@@ -126,31 +139,33 @@ def test_postgres_commit_then_sigkill_of_the_enqueuing_process_still_runs_the_jo
     if not outbox:  # the control: the same crash without the outbox loses the jobs
         assert read_envelopes(kafka_env, "default") == []
         return
-    assert len(outbox_rows(postgres_db)) == 2
-    relay = kafka_env.start_relay("--database", postgres_db)
+    assert len(outbox_rows(alias)) == 2
+    relay = kafka_env.start_relay("--database", alias)
     worker = kafka_env.start_worker("--queues", "default")
     wait_for(lambda: ran(log) == [0, 1], RUN_TIMEOUT, message=lambda: f"ran {ran(log)}\n{relay.output()}")
-    wait_for(lambda: not outbox_rows(postgres_db), 10, message="the relayed rows were not deleted")
+    wait_for(lambda: not outbox_rows(alias), 10, message="the relayed rows were not deleted")
     for process in (relay, worker):
         process.send(signal.SIGTERM)
         assert process.wait() == 0, process.output()
 
 
-def test_postgres_broker_down_at_commit_then_up_runs_the_job(
-    kafka_env: KafkaEnv, postgres_db: str, tmp_path: Path
+@pytest.mark.parametrize("database", ["postgres", SQLITE])
+def test_broker_down_at_commit_then_up_runs_the_job(
+    kafka_env: KafkaEnv, tmp_path: Path, database: str, request: pytest.FixtureRequest
 ) -> None:
+    alias = database_alias(database, request)
     log = kafka_env.log_file()
     broker = DevBroker(log_path=tmp_path / "broker.log")
     port = broker.start().port  # started once to own a port, then down while the jobs commit
     broker.stop()
     down = f"127.0.0.1:{port}"
     settings_down = {**kafka_env.kafka_jobs_settings(), "BOOTSTRAP_SERVERS": down}
-    with override_settings(KAFKA_JOBS=settings_down), transaction.atomic(using=postgres_db):
+    with override_settings(KAFKA_JOBS=settings_down), transaction.atomic(using=alias):
         RecordJob.set(outbox=True).perform_later(log, 7)
     kafka_env.bootstrap = down  # the relay and the worker use the broker that is down
-    relay = kafka_env.start_relay("--database", postgres_db)
+    relay = kafka_env.start_relay("--database", alias)
     wait_for(lambda: "not produced, retrying" in relay.output(), 30, message=relay.output)
-    assert len(outbox_rows(postgres_db)) == 1  # kept while the broker is down
+    assert len(outbox_rows(alias)) == 1  # kept while the broker is down
     broker = DevBroker(port=port, log_path=tmp_path / "broker-again.log")
     broker.start()
     try:
@@ -158,7 +173,7 @@ def test_postgres_broker_down_at_commit_then_up_runs_the_job(
             call_command("kafkatopics", "create", verbosity=0)
         worker = kafka_env.start_worker("--queues", "default")
         wait_for(lambda: ran(log) == [7], RUN_TIMEOUT, message=lambda: f"ran {ran(log)}\n{relay.output()}")
-        wait_for(lambda: not outbox_rows(postgres_db), 10, message="the relayed row was not deleted")
+        wait_for(lambda: not outbox_rows(alias), 10, message="the relayed row was not deleted")
         for process in (relay, worker):
             process.kill()
     finally:
@@ -217,13 +232,11 @@ def test_postgres_a_row_committed_later_with_a_lower_id_is_produced_after_the_ro
     assert [envelope.args[1] for envelope in read_envelopes(kafka_env, "wide")] == [2, 1]
 
 
-@pytest.mark.parametrize(
-    "database", ["postgres", pytest.param("sqlite", marks=pytest.mark.django_db(transaction=True))]
-)
+@pytest.mark.parametrize("database", ["postgres", SQLITE])
 def test_a_row_that_cannot_be_produced_is_marked_failed_reported_and_skipped(
     kafka_env: KafkaEnv, database: str, request: pytest.FixtureRequest
 ) -> None:
-    alias = request.getfixturevalue("postgres_db") if database == "postgres" else "default"
+    alias = database_alias(database, request)
     with transaction.atomic(using=alias):
         KeyedJob.set(outbox=alias).perform_later("k", 1)
         too_large = KeyedJob.set(outbox=alias).perform_later("k", "x" * 2_000_000)

@@ -160,3 +160,11 @@ def test_the_relay_refuses_a_database_without_the_outbox_table() -> None:
     finally:
         with connection.cursor() as cursor:
             cursor.execute("ALTER TABLE kafka_jobs_outbox_away RENAME TO kafka_jobs_outbox")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_relay_in_every_worker_process_is_refused_on_sqlite() -> None:
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="only one relay may run"):
+        call_command("runkafkaworker", "--processes", "2", "--skip-checks", "--relay")

@@ -210,6 +210,14 @@ class Command(BaseCommand):
                 "--scheduling-only cannot be combined with --processes above 1: the delay forwarder and the "
                 "recurring scheduler need no more than one process. Start it without --processes."
             )
+        relayed = outbox_databases(options["relay"]) if options["relay"] is not None else []
+        single = [alias for alias in relayed if connections[alias].vendor != "postgresql"]
+        if single:
+            raise CommandError(
+                f"--relay {' '.join(single)} cannot be combined with --processes above 1: every process would run "
+                "a relay, and on databases other than PostgreSQL only one relay may run (two produce rows twice). "
+                "Run one 'manage.py runkafkarelay' beside the workers instead."
+            )
         if django_settings.SETTINGS_MODULE is None:
             raise CommandError(
                 "--processes above 1 starts worker processes that load the settings by module name, but these "
