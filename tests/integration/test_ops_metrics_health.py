@@ -128,3 +128,27 @@ def _healthy(path: str) -> bool:
     except CommandError:
         return False
     return True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_worker_process_serves_its_own_metrics_and_health_file(kafka_env: KafkaEnv, tmp_path: Path) -> None:
+    with socket.socket() as first, socket.socket() as second:  # two free ports next to each other, if we can
+        first.bind(("127.0.0.1", 0))
+        port = first.getsockname()[1]
+        try:
+            second.bind(("127.0.0.1", port + 1))
+        except OSError:
+            pytest.skip("no two free neighbouring ports")
+    health = str(tmp_path / "health.json")
+    supervisor = kafka_env.start_worker("--processes", "2", "--metrics-port", str(port), "--health-file", health)
+    for index, worker_port in ((1, port), (2, port + 1)):
+        wait_for(
+            lambda p=worker_port: "kafka_jobs_jobs_succeeded_total" in scrape(p),
+            timeout=60,
+            message=lambda: supervisor.output()[-3000:],
+        )
+        wait_for(lambda i=index: Path(f"{health}.{i}").exists(), timeout=30)
+    wait_for(lambda: _healthy(health), timeout=15, interval=0.2)
+    supervisor.send(signal.SIGTERM)
+    assert supervisor.wait(60) == 0, supervisor.output()
+    assert not Path(f"{health}.1").exists() and not Path(f"{health}.2").exists()

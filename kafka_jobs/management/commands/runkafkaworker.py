@@ -15,7 +15,8 @@ from kafka_jobs.conf import KafkaJobsSettings, get_settings
 from kafka_jobs.exceptions import KafkaJobsError
 from kafka_jobs.internal_topics import create_internal_topics, missing_internal_topics
 from kafka_jobs.management.argtypes import outbox_databases, port_number, positive_int, process_count
-from kafka_jobs.ops.metrics import DEFAULT_METRICS_HOST, MetricsServer
+from kafka_jobs.ops.health import process_health_file
+from kafka_jobs.ops.metrics import DEFAULT_METRICS_HOST, MetricsServer, process_metrics_port
 from kafka_jobs.ops.monitor import WorkerMonitor
 from kafka_jobs.outbox.threads import RelayThreads
 from kafka_jobs.recurring.declaration import RecurringJob
@@ -164,7 +165,7 @@ class Command(BaseCommand):
             if shutdown.exit_code is not ExitCode.OK:
                 sys.exit(int(shutdown.exit_code))
             return
-        monitor = self._monitor(settings, options)
+        monitor = self._monitor(settings, options, child.index if child is not None else None)
         worker = Worker(
             settings,
             routes,
@@ -188,12 +189,20 @@ class Command(BaseCommand):
         if code is not ExitCode.OK:
             sys.exit(int(code))
 
-    def _monitor(self, settings: KafkaJobsSettings, options: dict[str, Any]) -> WorkerMonitor:
-        """Return the worker's monitor (reports, queue pauses, health file), serving metrics if asked."""
-        monitor = WorkerMonitor(settings, health_file=options["health_file"] or settings.health_file)
+    def _monitor(self, settings: KafkaJobsSettings, options: dict[str, Any], index: int | None) -> WorkerMonitor:
+        """Return the worker's monitor (reports, queue pauses, health file), serving metrics if asked.
+
+        Worker process ``index`` of ``--processes`` gets its own health file (FILE.<index>) and metrics port
+        (PORT + index - 1).
+        """
+        health_file = options["health_file"] or settings.health_file
+        if health_file:
+            health_file = process_health_file(health_file, index)
+        monitor = WorkerMonitor(settings, health_file=health_file)
         if options["metrics_port"] is not None:
+            port = process_metrics_port(options["metrics_port"], index)
             try:  # closed by the monitor when the worker stopped
-                monitor.metrics = MetricsServer(monitor, options["metrics_port"], options["metrics_host"])
+                monitor.metrics = MetricsServer(monitor, port, options["metrics_host"])
             except KafkaJobsError as exc:
                 raise CommandError(str(exc)) from exc
         return monitor
