@@ -1,5 +1,6 @@
 """The app's models module (Django looks here); each model lives with its feature."""
 
+from .dashboard.models import Dashboard
 from .outbox.models import OutboxMessage
 
-__all__ = ["OutboxMessage"]
+__all__ = ["Dashboard", "OutboxMessage"]

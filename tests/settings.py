@@ -13,11 +13,36 @@ ROOT_URLCONF = "tests.urls"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 INSTALLED_APPS = [
+    "django.contrib.admin",
     "django.contrib.contenttypes",
     "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
     "kafka_jobs",
     "tests",
 ]
+# The admin, for the dashboard's pages (tests/unit/test_dashboard_*.py, tests/browser/).
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+STATIC_URL = "/static/"
 # A file database, so worker subprocesses see what a test wrote (they get its path in KAFKA_JOBS_TEST_DB).
 _db = os.environ.get("KAFKA_JOBS_TEST_DB") or str(Path(tempfile.gettempdir()) / f"kafka-jobs-{os.getpid()}.sqlite3")
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": _db, "TEST": {"NAME": _db}}}

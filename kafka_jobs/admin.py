@@ -1,0 +1,8 @@
+"""Admin registrations of kafka_jobs (imported by ``admin.autodiscover()`` when django.contrib.admin is installed)."""
+
+from django.contrib import admin
+
+from .dashboard.admin import DashboardAdmin
+from .dashboard.models import Dashboard
+
+admin.site.register(Dashboard, DashboardAdmin)
