@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 
-from .views import deadletters
+from .views import deadletters, schedules
 from .views.base import url
 
 
@@ -51,6 +51,8 @@ class DashboardAdmin(admin.ModelAdmin):
                 self._page(deadletters.letter),
                 name=f"{name}_deadletters_letter",
             ),
+            path("scheduled/", self._page(schedules.scheduled), name=f"{name}_scheduled"),
+            path("recurring/", self._page(schedules.recurring), name=f"{name}_recurring"),
         ]
 
     @staticmethod

@@ -25,6 +25,8 @@ BROKER_ERRORS: tuple[type[Exception], ...] = (KafkaJobsError, KafkaException)
 
 SECTIONS = [
     ("deadletters", "Dead letters"),
+    ("scheduled", "Scheduled"),
+    ("recurring", "Recurring"),
 ]
 
 View = Callable[..., HttpResponse]
