@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from kafka_jobs.deadletter import DeadLetter, Ledger
+from kafka_jobs.ops import PartitionReport, WorkerReport
 
 
 def letter(partition: int, offset: int, topic: str = "dlq.dead", **fields: object) -> DeadLetter:
@@ -75,3 +78,44 @@ class FakeLetterSource:
 
     def close(self) -> None:
         self.closed = True
+
+
+# --- Worker reports -------------------------------------------------------------------------------------------
+
+
+def report(worker: str = "host:1:aaaa", *, age: float = 1.0, **fields: Any) -> WorkerReport:
+    """Return a running worker's report made ``age`` seconds ago (fields as in ``kafka_jobs.ops``)."""
+    now = dt.datetime.now(dt.UTC)
+    values: dict[str, Any] = {
+        "worker_id": worker,
+        "status": "running",
+        "host": worker.split(":", maxsplit=1)[0],
+        "pid": int(worker.split(":")[1]),
+        "started_at": now - dt.timedelta(minutes=10),
+        "reported_at": now - dt.timedelta(seconds=age),
+        "interval": 5.0,
+        "group_id": "workers",
+        "queues": ["default"],
+        "concurrency": 4,
+        **fields,
+    }
+    return WorkerReport(**values)
+
+
+def partition(queue: str = "default", number: int = 0, *, lag: int = 0, **fields: Any) -> PartitionReport:
+    """Return a partition as a worker reports it (topic = queue, no prefix)."""
+    values: dict[str, Any] = {
+        "topic": queue,
+        "queue": queue,
+        "partition": number,
+        "committed": 100,
+        "position": 100,
+        "end": 100 + lag,
+        "lag": lag,
+        "buffered": 0,
+        "running": 0,
+        "paused": False,
+        "held": False,
+        **fields,
+    }
+    return PartitionReport(**values)

@@ -11,8 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 
-from .views import deadletters, schedules
-from .views.base import url
+from .views import deadletters, fleet, schedules
 
 
 class DashboardAdmin(admin.ModelAdmin):
@@ -41,8 +40,12 @@ class DashboardAdmin(admin.ModelAdmin):
     def get_urls(self) -> list[URLPattern]:
         name = f"{self.opts.app_label}_{self.opts.model_name}"
         return [
-            path("", self._page(self.overview), name=f"{name}_changelist"),
-            path("overview/", self._page(self.overview), name=f"{name}_overview"),
+            path("", self._page(fleet.overview), name=f"{name}_changelist"),
+            path("overview/", self._page(fleet.overview), name=f"{name}_overview"),
+            path("queues/", self._page(fleet.queues), name=f"{name}_queues"),
+            path("queues/<str:queue>/pause/", self._page(fleet.queue_action), {"action": "pause"}, f"{name}_pause"),
+            path("queues/<str:queue>/resume/", self._page(fleet.queue_action), {"action": "resume"}, f"{name}_resume"),
+            path("workers/", self._page(fleet.workers), name=f"{name}_workers"),
             path("deadletters/", self._page(deadletters.index), name=f"{name}_deadletters"),
             path("deadletters/<str:topic>/", self._page(deadletters.topic), name=f"{name}_deadletters_topic"),
             path("deadletters/<str:topic>/replay/", self._page(deadletters.replay), name=f"{name}_deadletters_replay"),
@@ -54,10 +57,3 @@ class DashboardAdmin(admin.ModelAdmin):
             path("scheduled/", self._page(schedules.scheduled), name=f"{name}_scheduled"),
             path("recurring/", self._page(schedules.recurring), name=f"{name}_recurring"),
         ]
-
-    @staticmethod
-    def overview(request: HttpRequest, model_admin: DashboardAdmin) -> HttpResponse:
-        """The landing page (until the worker reports exist: the dead letters)."""
-        from django.http import HttpResponseRedirect
-
-        return HttpResponseRedirect(url("deadletters"))

@@ -24,6 +24,9 @@ READ_TIMEOUT = 5.0
 BROKER_ERRORS: tuple[type[Exception], ...] = (KafkaJobsError, KafkaException)
 
 SECTIONS = [
+    ("overview", "Overview"),
+    ("queues", "Queues"),
+    ("workers", "Workers"),
     ("deadletters", "Dead letters"),
     ("scheduled", "Scheduled"),
     ("recurring", "Recurring"),
