@@ -99,7 +99,7 @@ def test_throughput_comes_from_two_reports_of_a_worker_or_its_average_since_it_s
     assert tracker.rate(first) == 1.0
     assert tracker.rate(later) == 10.0  # 50 jobs in 5 s
     assert tracker.rate(later) == 10.0  # the same report again changes nothing
-    young = report("b:2:y", started_at=NOW, counters=Counters(succeeded=3))
+    young = report("b:2:y", age=0, started_at=dt.datetime.now(dt.UTC), counters=Counters(succeeded=3))
     assert tracker.rate(young) is None  # up for less than a second
     tracker.forget(["b:2:y"])
     assert tracker.rate(first) == 1.0  # forgotten: back to the average
