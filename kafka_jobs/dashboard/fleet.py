@@ -26,6 +26,7 @@ class WorkerRow:
     report: WorkerReport
     state: WorkerState
     rate: float | None  # jobs finished per second (see ``Throughput``)
+    age: float  # seconds since its latest report
 
     @property
     def live(self) -> bool:
@@ -193,7 +194,7 @@ def build_fleet(
     reports = list(reports)
     throughput = throughput or Throughput()
     throughput.forget(r.worker_id for r in reports)
-    workers = [WorkerRow(r, r.state(now), throughput.rate(r)) for r in reports]
+    workers = [WorkerRow(r, r.state(now), throughput.rate(r), (now - r.reported_at).total_seconds()) for r in reports]
     live = [w.report for w in workers if w.live]
     owners: dict[tuple[str, int], tuple[WorkerReport, PartitionReport]] = {}
     for report in sorted(live, key=lambda r: r.reported_at):  # the latest report of a partition wins
