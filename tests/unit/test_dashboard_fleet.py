@@ -22,7 +22,7 @@ def test_each_partition_is_described_by_its_live_owner_and_missing_ones_are_unas
     first = report("a:1:x", partitions=[partition(number=0, lag=5, held=True, paused=True)])
     gone = report("b:2:y", age=60, partitions=[partition(number=1, lag=99)])
 
-    fleet = build_fleet([first, gone], ROUTES, {}, now=NOW)
+    fleet = build_fleet([first, gone], ROUTES, {})
 
     default, mail = fleet.queues
     assert [(p.partition, p.state, p.worker_id) for p in default.partitions] == [
@@ -39,7 +39,7 @@ def test_the_latest_report_of_a_partition_wins_after_a_rebalance() -> None:
     old = report("a:1:x", age=4, partitions=[partition(number=0, lag=50)])
     new = report("b:2:y", age=1, partitions=[partition(number=0, lag=3)])
 
-    (default, _mail) = build_fleet([new, old], ROUTES, {}, now=NOW).queues
+    (default, _mail) = build_fleet([new, old], ROUTES, {}).queues
 
     assert (default.partitions[0].worker_id, default.lag) == ("b:2:y", 3)
 
@@ -52,7 +52,7 @@ def test_retrying_and_last_error_per_partition() -> None:
         recent_errors=[error(30, text="E: older"), error(5, text="E: newest"), error(10, part=1)],
     )
 
-    fleet = build_fleet([worker], ROUTES, {}, now=NOW)
+    fleet = build_fleet([worker], ROUTES, {})
 
     zero, one = fleet.queues[0].partitions
     assert zero.state == "retrying" and fleet.queues[0].retrying == 1
@@ -67,7 +67,7 @@ def test_a_paused_queue_lists_the_workers_that_confirmed_and_those_that_have_yet
     behind = report("b:2:y", commands={})
     other_queue = report("c:3:z", queues=["mail"])
 
-    fleet = build_fleet([confirmed, behind, other_queue], ROUTES, {"default": command}, now=NOW)
+    fleet = build_fleet([confirmed, behind, other_queue], ROUTES, {"default": command})
 
     default, mail = fleet.queues
     assert default.paused and (default.confirmed, default.pending, default.consumers) == (["a:1:x"], ["b:2:y"], 2)
@@ -82,7 +82,7 @@ def test_totals_add_up_the_live_workers_only() -> None:
     )
     stopped = report("b:2:y", status="stopped", counters=Counters(succeeded=1000))
 
-    fleet = build_fleet([busy, stopped], ROUTES, {}, now=NOW)
+    fleet = build_fleet([busy, stopped], ROUTES, {})
 
     assert fleet.counters == Counters(succeeded=10, failed=2, dead_lettered=1)
     assert fleet.running_jobs == 1
