@@ -29,7 +29,8 @@ def _count(request: HttpRequest) -> int | None:
 def jobs(request: HttpRequest) -> JsonResponse:
     """``POST /jobs/?count=N&batch=B`` enqueues N ExampleJobs; ``GET /jobs/?batch=B`` counts finished ones.
 
-    ``batch`` tags the jobs so a caller can count its own (default: a new random tag).
+    ``batch`` tags the jobs so a caller can count its own (default: a new random tag). ``fail=1`` makes the
+    jobs fail: retried twice, then dead-lettered (see the dashboard's dead letters).
     """
     if request.method == "GET":
         runs = JobRun.objects.all()
@@ -47,7 +48,10 @@ def jobs(request: HttpRequest) -> JsonResponse:
     batch = request.GET.get("batch") or uuid.uuid4().hex
     if len(batch) > BATCH_MAX_LENGTH:
         return JsonResponse({"error": f"batch must be at most {BATCH_MAX_LENGTH} characters."}, status=400)
-    batch_jobs = [ExampleJob(batch, number) for number in range(count)]
+    fail = request.GET.get("fail") in ("1", "true")
+    batch_jobs = [
+        ExampleJob(batch, number, fail=fail) if fail else ExampleJob(batch, number) for number in range(count)
+    ]
     try:
         # One batch with the job's dispatch_many_method; a single job would use ExampleJob.perform_later(...).
         enqueued = perform_all_later(batch_jobs)

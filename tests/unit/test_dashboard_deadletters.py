@@ -96,6 +96,7 @@ def test_a_topic_page_shows_the_newest_messages_with_their_job_and_error(source:
     assert [d.offset for d in page.letters] == [9, 8, 7]
     text = response.content.decode()
     assert "tests.jobs.FailingJob" in text and "builtins.RuntimeError: failure 9" in text
+    assert "<td>2026-12-02 10:00:00</td>" in text  # kj-dlq-failed-at, read as a time
     assert "?size=3&amp;before=7" in text  # the older page
     assert "Replay" not in text  # view permission only: no actions
 

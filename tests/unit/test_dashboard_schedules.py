@@ -78,3 +78,15 @@ def test_a_broker_that_is_down_gives_an_error_box(client: Client, monkeypatch: p
 
     assert response.status_code == 200
     assert "Kafka could not be read: Could not reach Kafka" in response.content.decode()
+
+
+def test_times_near_now_are_shown_in_seconds_and_others_as_django_does() -> None:
+    from kafka_jobs.templatetags.kafka_jobs_dashboard import relative, when
+
+    assert relative(NOW + dt.timedelta(seconds=25), NOW) == "in 25s"
+    assert relative(NOW - dt.timedelta(seconds=12), NOW) == "12s ago"
+    assert relative(NOW + dt.timedelta(minutes=4), NOW) == "in 4\xa0minutes"
+    assert relative(NOW - dt.timedelta(hours=3), NOW) == "3\xa0hours ago"
+    assert relative(None, NOW) == ""
+    assert when("2026-12-02T10:00:00+00:00") == dt.datetime(2026, 12, 2, 10, tzinfo=dt.UTC)
+    assert when("not a time") == "not a time"
