@@ -188,6 +188,8 @@ def test_a_rows_own_button_replays_that_message_only(source: FakeLetterSource, r
     client.post(f"{BASE}{TOPIC}/replay/", {"offsets": ["0:1", "0:3"], "one": "0:5"})
 
     assert replays[0]["offsets"] == [(0, 5)] and replays[0]["force"] is False
+    client.post(f"{BASE}{TOPIC}/replay/", {"offsets": ["0:1"], "again": "0:6"})  # a replayed row's "Replay again"
+    assert replays[1]["offsets"] == [(0, 6)] and replays[1]["force"] is True
 
 
 def test_replaying_all_asks_first_then_replays_every_pending_message(

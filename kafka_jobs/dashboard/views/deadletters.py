@@ -167,11 +167,12 @@ def replay(request: HttpRequest, model_admin: DashboardAdmin, topic: str) -> Htt
         return _confirm_all(request, model_admin, topic)
     topic_url = url("deadletters_topic", topic)
     everything = request.POST.get("all") == "1"
-    force = request.POST.get("force") == "1"
+    again = request.POST.get("again")  # a replayed row's own button: that message, replayed again
+    force = request.POST.get("force") == "1" or bool(again)
     offsets = None
     if not everything:
         try:
-            one = request.POST.get("one")  # a row's own button: that message only, whatever is ticked
+            one = again or request.POST.get("one")  # a row's own button: that message only, whatever is ticked
             offsets = [parse_offset(text) for text in ([one] if one else request.POST.getlist("offsets"))]
         except ValueError:
             messages.error(request, "Offsets are PARTITION:OFFSET (whole numbers >= 0). Nothing was replayed.")
