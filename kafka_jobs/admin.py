@@ -2,7 +2,10 @@
 
 from django.contrib import admin
 
+from .dashboard.admin import DashboardAdmin
+from .dashboard.models import Dashboard
 from .tasks.admin import TaskResultAdmin
 from .tasks.models import TaskResultRecord
 
+admin.site.register(Dashboard, DashboardAdmin)
 admin.site.register(TaskResultRecord, TaskResultAdmin)

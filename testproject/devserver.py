@@ -4,6 +4,7 @@ Starts the embedded Tansu broker (or uses the cluster in ``KAFKA_BOOTSTRAP_SERVE
 database, creates the routed topics, then runs ``manage.py runkafkaworker`` and ``manage.py runserver``
 with their output in this terminal. Ctrl-C (or SIGTERM) stops the server, then the worker (gracefully:
 running jobs finish), then the broker. If the worker or the server exits on its own, everything stops.
+The admin, with the kafka_jobs dashboard, is at /admin/ with the demo login admin/admin (``demo_login``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 
 from kafka_jobs.exceptions import KafkaJobsError
 
+from .demo_login import DEMO_PASSWORD, DEMO_USERNAME, ensure_demo_admin
 from .stack import BASE_DIR, Stack, StackError, handle_stop_signals
 
 HOST = "127.0.0.1"
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_port_free(args.port)
         stack.start()
+        created = ensure_demo_admin()
         worker = stack.spawn("worker", "runkafkaworker")
         server = stack.spawn(
             # SIGINT, not SIGTERM: runserver's autoreloader kills its child process only on SIGINT.
@@ -71,10 +74,14 @@ def main(argv: list[str] | None = None) -> int:
             stop_timeout=SERVER_STOP_TIMEOUT,
         )
         url = f"http://{HOST}:{args.port}/jobs/"
+        login = "created for this development server" if created else "the development server's demo login"
         print(
             f"\nWorker pid {worker.pid}, runserver pid {server.pid}. Try:\n"
             f"    curl -X POST '{url}?count=10'\n"
+            f"    curl -X POST '{url}?count=3&fail=1'   (fail twice more, then dead-lettered)\n"
             f"    curl '{url}'\n"
+            f"Dashboard: http://{HOST}:{args.port}/admin/kafka_jobs/dashboard/ "
+            f"(user {DEMO_USERNAME}, password {DEMO_PASSWORD}: {login}).\n"
             "Press Ctrl-C to stop everything.\n",
             flush=True,
         )

@@ -34,7 +34,8 @@ def jobs(request: HttpRequest) -> JsonResponse:
     """``POST /jobs/?count=N&batch=B[&kind=task]`` enqueues N ExampleJobs (or example_tasks, with
     ``kind=task``); ``GET /jobs/?batch=B`` counts finished ones of either kind.
 
-    ``batch`` tags the jobs so a caller can count its own (default: a new random tag).
+    ``batch`` tags the jobs so a caller can count its own (default: a new random tag). ``fail=1`` makes the
+    jobs fail: retried twice, then dead-lettered (see the dashboard's dead letters).
     """
     if request.method == "GET":
         runs = JobRun.objects.all()
@@ -57,7 +58,10 @@ def jobs(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": f"kind must be one of {', '.join(KINDS)}, got {kind!r}."}, status=400)
     if kind == "task":
         return _enqueue_tasks(batch, count)
-    batch_jobs = [ExampleJob(batch, number) for number in range(count)]
+    fail = request.GET.get("fail") in ("1", "true")
+    batch_jobs = [
+        ExampleJob(batch, number, fail=fail) if fail else ExampleJob(batch, number) for number in range(count)
+    ]
     try:
         # One batch with the job's dispatch_many_method; a single job would use ExampleJob.perform_later(...).
         enqueued = perform_all_later(batch_jobs)

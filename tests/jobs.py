@@ -378,3 +378,22 @@ class TenantJob(Job):
         record(log, event="ran", job_id=self.job_id, tenant=TENANT.get())
         if fail:
             raise RuntimeError("tenant job failure")
+
+
+# --- Dashboard (worktree dashboard) -------------------------------------------------------------------------
+
+
+class GatedJob(Job):
+    """Record its start, wait until the file ``gate`` exists (at most a minute), record its end.
+
+    A test holds it running for as long as it looks at it (e.g. in the dashboard), then opens the gate.
+    """
+
+    queue_as = "single"
+
+    def perform(self, log: str, gate: str, tag: str = "") -> None:
+        record(log, event="started", tag=tag, job_id=self.job_id)
+        deadline = time.monotonic() + 60
+        while not Path(gate).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling the test's gate, inside the job
+        record(log, event="finished", tag=tag, job_id=self.job_id)

@@ -24,13 +24,13 @@ class DeadLetterTopic:
     def __init__(
         self, topic: str, settings: KafkaJobsSettings | None = None, timeout: float = DEFAULT_READ_TIMEOUT
     ) -> None:
-        from ..topics import existing_topics
+        from ..topics import ADMIN_TIMEOUT, existing_topics
 
         self.topic = topic
         self.ledger_topic = ledger_topic(topic)
         self.settings = settings or get_settings()
         self.timeout = timeout
-        existing = existing_topics(self.settings)
+        existing = existing_topics(self.settings, timeout=min(timeout, ADMIN_TIMEOUT))
         partitions = existing.get(topic)
         if partitions is None:
             raise ConfigurationError(
@@ -101,6 +101,52 @@ class DeadLetterTopic:
         large DLQ is read without reading the rest.
         """
         return self._read(self.topic, start, stop or {})
+
+    def bounds(self) -> dict[int, tuple[int, int]]:
+        """Return ``partition -> (first offset, end offset)`` of the DLQ, reading at most one fetch per partition.
+
+        The end listed by the broker may be too low (some brokers list the start of the last batch), so each
+        partition is fetched once from there: the high watermark that comes with the fetch is exact. A page of
+        a large DLQ is found from these bounds without reading the rest of it.
+        """
+        listed: dict[int, tuple[int, int]] = {}
+        for partition in self.partitions:
+            try:
+                low, high = self.consumer.get_watermark_offsets(
+                    TopicPartition(self.topic, partition), timeout=self.timeout
+                )
+            except KafkaException as exc:
+                raise BrokerUnavailable(f"Could not read the offsets of {self.topic!r}/{partition}: {exc}") from exc
+            listed[partition] = (int(low), int(high))
+        self.consumer.assign([TopicPartition(self.topic, p, high) for p, (_low, high) in listed.items()])
+        bounds = dict(listed)
+        pending = set(listed)
+        deadline = time.monotonic() + self.timeout
+        try:
+            while pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise BrokerUnavailable(
+                        f"No answer from the broker for {self.topic!r} partitions {sorted(pending)} within "
+                        f"{self.timeout:.0f}s. Is the broker reachable?"
+                    )
+                message = self.consumer.poll(min(left, 1.0))
+                fetched = message.partition() if message is not None else None
+                if message is None or fetched is None or fetched not in pending:
+                    continue
+                error = message.error()
+                if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                    if error.fatal():
+                        raise BrokerUnavailable(f"Reading the topic {self.topic!r} failed: {error.str()}")
+                    continue
+                pending.discard(fetched)
+                _low, watermark = self.consumer.get_watermark_offsets(TopicPartition(self.topic, fetched), cached=True)
+                seen = (message.offset() or 0) + (1 if error is None else 0)  # an end-of-partition names the end
+                low, high = listed[fetched]
+                bounds[fetched] = (low, max(high, int(watermark), seen))
+        finally:
+            self.consumer.unassign()
+        return bounds
 
     def _end(self, topic: str, partition: int) -> int:
         """Return the partition's end as the broker lists it: exact on Apache Kafka, lower on some brokers."""

@@ -50,7 +50,7 @@ def reader_config(settings: KafkaJobsSettings, group: str) -> dict[str, Any]:
 def tier_states(settings: KafkaJobsSettings, timeout: float = READ_TIMEOUT) -> list[TierState]:
     """Return the state of every tier topic of this queue prefix, shortest delay first."""
     ladder = DelayLadder(settings.delay_tiers, settings.queue_prefix)
-    existing = existing_topics(settings)
+    existing = existing_topics(settings, timeout=timeout)
     configured = set(ladder.topics())
     states = [
         TierState(topic, ladder.delay_of_topic(topic), existing.get(topic, 0), topic in configured)

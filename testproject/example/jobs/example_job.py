@@ -11,10 +11,12 @@ class ExampleJob(Job):
 
     queue_as = "default"
 
-    def perform(self, batch: str, number: int, **_: Any) -> None:
-        """Write one row keyed by the job id.
+    def perform(self, batch: str, number: int, fail: bool = False, **_: Any) -> None:
+        """Write one row keyed by the job id (or fail, with ``fail``: to see retries and the dead letter queue).
 
         Kafka delivers at least once: after a crash between running a job and committing its offset,
         the job runs again. Keying the row by job id makes a second run a no-op.
         """
+        if fail:
+            raise RuntimeError(f"example job {number} of batch {batch} was asked to fail")
         JobRun.objects.get_or_create(job_id=self.job_id, defaults={"batch": batch, "number": number})

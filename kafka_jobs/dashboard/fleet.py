@@ -1,0 +1,230 @@
+"""The workers' latest reports joined into what the overview, queues and workers pages show.
+
+Pure: built from ``WorkerReport``s (``kafka_jobs.ops``), the latest pause/resume command per queue and the
+routes, so it is tested with made-up reports. A partition is described by the live worker that reported it
+last; a routed partition no live worker reports is shown as unassigned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import threading
+from collections.abc import Iterable, Mapping
+
+from ..ops import Counters, PartitionReport, QueueCommand, RecentError, WorkerReport, WorkerState, confirmations
+from ..routing import Route
+
+LIVE = (WorkerState.RUNNING, WorkerState.STOPPING)
+RECENT_ERRORS = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerRow:
+    """One worker: its latest report and the state the reader gives it now."""
+
+    report: WorkerReport
+    state: WorkerState
+    rate: float | None  # jobs finished per second (see ``Throughput``)
+    age: float  # seconds since its latest report
+
+    @property
+    def live(self) -> bool:
+        """Running or stopping (not stopped, not gone)."""
+        return self.state in LIVE
+
+    @property
+    def errors(self) -> list[tuple[str, RecentError]]:
+        """Its recent errors, newest first, as (worker id, error) like ``Fleet.recent_errors``."""
+        return [(self.report.worker_id, e) for e in reversed(self.report.recent_errors)]
+
+    @property
+    def finished(self) -> int:
+        """Jobs that ended since it started, whatever the outcome."""
+        counters = self.report.counters
+        return counters.succeeded + counters.failed
+
+
+@dataclasses.dataclass(frozen=True)
+class PartitionRow:
+    """One routed partition as its owner reports it (``report`` None: no live worker has it)."""
+
+    topic: str
+    queue: str
+    partition: int
+    report: PartitionReport | None
+    worker_id: str | None
+    last_error: RecentError | None
+
+    @property
+    def state(self) -> str:
+        """``unassigned``, ``held`` (operator pause), ``retrying``, ``paused`` (flow control) or ``running``."""
+        if self.report is None:
+            return "unassigned"
+        if self.report.held:
+            return "held"
+        if self.report.retrying:
+            return "retrying"
+        return "paused" if self.report.paused else "running"
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueRow:
+    """One routed queue: its partitions, its lag, and whether an operator paused it (and who confirmed)."""
+
+    queue: str
+    topic: str
+    partitions: list[PartitionRow]
+    command: QueueCommand | None
+    confirmed: list[str]
+    pending: list[str]
+
+    @property
+    def consumers(self) -> int:
+        """Running workers that consume it (each confirms the latest command or has yet to)."""
+        return len(self.confirmed) + len(self.pending)
+
+    @property
+    def paused(self) -> bool:
+        """The latest command pauses it."""
+        return self.command is not None and self.command.paused
+
+    @property
+    def lag(self) -> int:
+        """The sum of the known lags of its partitions."""
+        return sum(p.report.lag for p in self.partitions if p.report is not None and p.report.lag is not None)
+
+    @property
+    def retrying(self) -> int:
+        """How many of its partitions wait to retry a failed job."""
+        return sum(1 for p in self.partitions if p.report is not None and p.report.retrying)
+
+
+@dataclasses.dataclass(frozen=True)
+class Fleet:
+    """Everything the overview, queues and workers pages show."""
+
+    workers: list[WorkerRow]
+    queues: list[QueueRow]
+    recent_errors: list[tuple[str, RecentError]]  # (worker id, error), newest first
+    now: dt.datetime
+
+    @property
+    def live(self) -> list[WorkerRow]:
+        """The workers running or stopping."""
+        return [w for w in self.workers if w.live]
+
+    @property
+    def lag(self) -> int:
+        """The total lag of every routed queue."""
+        return sum(q.lag for q in self.queues)
+
+    @property
+    def running_jobs(self) -> int:
+        """Jobs running now on live workers."""
+        return sum(len(w.report.running) for w in self.live)
+
+    @property
+    def rate(self) -> float | None:
+        """Jobs finished per second by the live workers (None if no worker has a rate yet)."""
+        rates = [w.rate for w in self.live if w.rate is not None]
+        return sum(rates) if rates else None
+
+    @property
+    def counters(self) -> Counters:
+        """The live workers' counters added up (since each started)."""
+        totals = dict.fromkeys(f.name for f in dataclasses.fields(Counters))
+        for name in totals:
+            totals[name] = sum(getattr(w.report.counters, name) for w in self.live)
+        return Counters(**totals)  # type: ignore[arg-type]
+
+    @property
+    def paused_queues(self) -> list[QueueRow]:
+        """Queues an operator paused."""
+        return [q for q in self.queues if q.paused]
+
+
+class Throughput:
+    """Jobs per second of each worker, from two of its reports seen by this process (thread-safe).
+
+    Reports carry totals since the worker started; the rate is the difference between the latest report and
+    the oldest one kept for that worker within ``window`` seconds, or the average since the worker started
+    while this process has seen only one report of it.
+    """
+
+    def __init__(self, window: float = 60.0) -> None:
+        self.window = window
+        self._seen: dict[str, list[tuple[dt.datetime, int]]] = {}
+        self._lock = threading.Lock()
+
+    def rate(self, report: WorkerReport) -> float | None:
+        """Record ``report`` and return its worker's jobs per second (None if it has not run for a second)."""
+        finished = report.counters.succeeded + report.counters.failed
+        with self._lock:
+            samples = self._seen.setdefault(report.worker_id, [])
+            if not samples or samples[-1][0] < report.reported_at:
+                samples.append((report.reported_at, finished))
+            cutoff = report.reported_at - dt.timedelta(seconds=self.window)
+            while len(samples) > 2 and samples[0][0] < cutoff:
+                samples.pop(0)
+            first_at, first_finished = samples[0]
+        span = (report.reported_at - first_at).total_seconds()
+        if len(samples) > 1 and span > 0:
+            return max(0.0, (finished - first_finished) / span)
+        uptime = (report.reported_at - report.started_at).total_seconds()
+        return finished / uptime if uptime >= 1 else None
+
+    def forget(self, worker_ids: Iterable[str]) -> None:
+        """Drop what is kept for workers no longer listed."""
+        with self._lock:
+            for worker_id in set(self._seen) - set(worker_ids):
+                del self._seen[worker_id]
+
+
+def build_fleet(
+    reports: Iterable[WorkerReport],
+    routes: Iterable[Route],
+    commands: Mapping[str, QueueCommand],
+    *,
+    now: dt.datetime | None = None,
+    throughput: Throughput | None = None,
+) -> Fleet:
+    """Join the reports, routes and commands into the pages' rows."""
+    now = now or dt.datetime.now(dt.UTC)
+    reports = list(reports)
+    throughput = throughput or Throughput()
+    throughput.forget(r.worker_id for r in reports)
+    workers = [WorkerRow(r, r.state(now), throughput.rate(r), (now - r.reported_at).total_seconds()) for r in reports]
+    live = [w.report for w in workers if w.live]
+    owners: dict[tuple[str, int], tuple[WorkerReport, PartitionReport]] = {}
+    for report in sorted(live, key=lambda r: r.reported_at):  # the latest report of a partition wins
+        for part in report.partitions:
+            owners[(part.topic, part.partition)] = (report, part)
+    errors = sorted(
+        ((r.worker_id, e) for r in reports for e in r.recent_errors), key=lambda pair: pair[1].at, reverse=True
+    )
+    last_error: dict[tuple[str, int], RecentError] = {}
+    for _worker, error in reversed(errors):  # oldest first, so the newest stays
+        last_error[(error.topic, error.partition)] = error
+    queues = []
+    for route in routes:
+        partitions = []
+        reported = [number for topic, number in owners if topic == route.topic]
+        for number in range(max(route.partitions, *(n + 1 for n in reported), 0)):
+            owner = owners.get((route.topic, number))
+            partitions.append(
+                PartitionRow(
+                    route.topic,
+                    route.queue,
+                    number,
+                    owner[1] if owner else None,
+                    owner[0].worker_id if owner else None,
+                    last_error.get((route.topic, number)),
+                )
+            )
+        command = commands.get(route.queue)
+        confirmed, pending = confirmations(command, live, now) if command else ([], [])
+        queues.append(QueueRow(route.queue, route.topic, partitions, command, confirmed, pending))
+    order = {WorkerState.RUNNING: 0, WorkerState.STOPPING: 1, WorkerState.GONE: 2, WorkerState.STOPPED: 3}
+    workers.sort(key=lambda w: (order[w.state], w.report.worker_id))
+    return Fleet(workers, queues, errors[:RECENT_ERRORS], now)
