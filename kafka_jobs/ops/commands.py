@@ -22,7 +22,7 @@ from .topics import commands_topic
 logger = logging.getLogger("kafka_jobs.ops")
 
 # How often the thread looks for new commands: a pause reaches the poll thread within about this long.
-COMMAND_POLL_INTERVAL = 0.5
+COMMAND_POLL_INTERVAL = 1.0
 JOIN_TIMEOUT = 10.0
 
 

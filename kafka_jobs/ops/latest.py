@@ -50,6 +50,8 @@ class LatestReader:
         self._consumer: Any = None
         self._pid = 0
         self._partitions: list[int] = []
+        self._start: dict[int, int] = {}  # partition -> offset it was assigned at
+        self._ended: set[int] = set()  # partitions read to their end at least once
 
     def _open(self, timeout: float) -> None:
         consumer = Consumer(reader_config(self.settings, self.fetch_wait_ms))
@@ -75,8 +77,10 @@ class LatestReader:
             except KafkaException:
                 low, high = OFFSET_BEGINNING, 0
             start = max(low, high - self.limit) if low >= 0 else OFFSET_BEGINNING
+            self._start[partition] = start
             assignment.append(TopicPartition(self.topic, partition, start))
         consumer.assign(assignment)
+        self._ended = set()
         self._consumer = consumer
         self._pid = os.getpid()
 
@@ -93,12 +97,12 @@ class LatestReader:
         consumer = self._consumer
         deadline = time.monotonic() + timeout
         at_end: set[int] = set()
-        # After the first refresh an idle partition reports no new end: compare with its high watermark.
-        for partition in self._partitions:
+        # The end is announced once: a partition read to its end before is still there if nothing came since.
+        for partition in self._ended:
             tp = TopicPartition(self.topic, partition)
             position = consumer.position([tp])[0].offset
-            _low, high = consumer.get_watermark_offsets(tp, cached=True)
-            if position >= 0 and high >= 0 and position >= high and self.latest:
+            position = position if position >= 0 else max(self._start.get(partition, 0), 0)  # nothing read yet
+            if position >= self._end_of(tp, timeout):
                 at_end.add(partition)
         while len(at_end) < len(self._partitions) and (left := deadline - time.monotonic()) > 0:
             for message in consumer.consume(BATCH, min(left, 0.2)):
@@ -106,10 +110,25 @@ class LatestReader:
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
                         at_end.add(message.partition())
+                        self._ended.add(message.partition())
                     continue
                 key = message.key()
                 if key is not None:
                     self.latest[key] = message.value()
+
+    def _end_of(self, tp: TopicPartition, timeout: float) -> int:
+        """Return the end offset of ``tp``: the larger of the broker's answer and the last fetch's.
+
+        Asked, because the last fetch may predate new records; and compared with the fetch, because some
+        brokers answer an end that is too low after batched produces.
+        """
+        consumer = self._consumer
+        _low, cached = consumer.get_watermark_offsets(tp, cached=True)
+        try:
+            _low, asked = consumer.get_watermark_offsets(tp, timeout=min(timeout, 5.0), cached=False)
+        except KafkaException:
+            asked = -1
+        return max(cached, asked)
 
     def close(self) -> None:
         """Close the consumer."""

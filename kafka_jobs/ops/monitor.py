@@ -89,6 +89,7 @@ class WorkerMonitor:
         self.metrics: Any = None  # the metrics endpoint (kafka_jobs.ops.metrics.MetricsServer), closed at stop
         self._applied_version = -1
         self._next_report = 0.0
+        self._previous_runs = (time.monotonic(), 0)  # when, and runs counted then (for jobs_per_second)
 
     def consumer_factory(self) -> KafkaConsumerFactory:
         """Return the worker's consumer factory: with the health file, librdkafka's statistics feed it."""
@@ -214,6 +215,11 @@ class WorkerMonitor:
             started = dt.datetime.fromtimestamp(since, dt.UTC)
             running.append(RunningJob(job, job_id, message.topic(), message.partition(), message.offset(), started))
         queue_of = {topic: route.queue for topic, route in worker.routes.items()}
+        counters = self.stats.totals()
+        runs = counters.succeeded + counters.failed
+        since, before = self._previous_runs
+        self._previous_runs = (now_mono, runs)
+        rate = (runs - before) / (now_mono - since) if now_mono > since else 0.0
         return WorkerReport(
             worker_id=self.worker_id,
             status=status.value,
@@ -227,7 +233,7 @@ class WorkerMonitor:
             concurrency=worker.concurrency,
             partitions=sorted(partitions, key=lambda p: (p.topic, p.partition)),
             running=running,
-            counters=self.stats.totals(),
+            counters=counters,
             queue_counters={
                 queue_of.get(topic, topic): stats.counters() for topic, stats in list(self.stats.topics.items())
             },
@@ -235,6 +241,7 @@ class WorkerMonitor:
             rss_bytes=rss_bytes(),
             paused_queues=list(self.paused_queues),
             commands=dict(self.applied),
+            jobs_per_second=round(rate, 3),
         )
 
     def _partition(self, state: PartitionState, now_wall: dt.datetime, now_mono: float) -> PartitionReport:

@@ -221,6 +221,7 @@ class WorkerReport:
     rss_bytes: int | None = None
     paused_queues: list[str] = dataclasses.field(default_factory=list)
     commands: dict[str, str] = dataclasses.field(default_factory=dict)
+    jobs_per_second: float = 0.0  # runs (succeeded and failed) per second since the previous report
     version: int = REPORT_VERSION
 
     def state(self, now: dt.datetime | None = None) -> WorkerState:
@@ -271,6 +272,7 @@ class WorkerReport:
                 rss_bytes=data.get("rss_bytes"),
                 paused_queues=[str(q) for q in data.get("paused_queues", [])],
                 commands={str(q): str(c) for q, c in data.get("commands", {}).items()},
+                jobs_per_second=float(data.get("jobs_per_second", 0.0)),
                 version=int(data.get("version", REPORT_VERSION)),
             )
         except ReportError:

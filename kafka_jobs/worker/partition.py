@@ -151,7 +151,12 @@ class PartitionState:
             lane.messages.clear()
 
     def drained(self) -> bool:
-        """True if every message up to the end last reported by the consumer was buffered and none is left."""
+        """True if every message up to the end last reported by the consumer was buffered and none is left.
+
+        A held partition (its queue paused by an operator) counts as drained: nothing of it may run now.
+        """
+        if self.held:
+            return True
         if self.eof_offset is None or self.paused or self.buffered or self.backing_off:
             return False
         return self.next_offset is None or self.next_offset >= self.eof_offset

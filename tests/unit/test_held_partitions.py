@@ -93,3 +93,16 @@ def test_release_during_a_backoff_keeps_the_partition_paused_until_the_retry() -
     wait_for(lambda: executor.runs("jobs") == [0, 0, 1], WAIT)
     wait_for(lambda: TP not in consumer.paused, WAIT)
     assert run.stop() == ExitCode.OK
+
+
+def test_burst_ends_when_only_held_partitions_have_jobs() -> None:
+    cluster = FakeCluster()
+    cluster.produce("jobs", 0, b"a", b"b")
+    cluster.produce("other", 0, b"x")
+    executor = FakeExecutor()
+    run = WorkerRun(cluster, [JOBS, OTHER], executor, burst=True)
+    run.worker.ledger.hold(HELD)
+    run.start()
+    assert run.wait(WAIT) == ExitCode.OK
+    assert executor.runs("other") == [0] and executor.runs("jobs") == []
+    assert cluster.offset("jobs", 0) < 0  # nothing committed for the paused queue: it runs after the resume

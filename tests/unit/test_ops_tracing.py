@@ -43,16 +43,18 @@ class TracedJob(Job):
             raise RuntimeError("traced failure")
 
 
+PROVIDER = TracerProvider()
+PROVIDER.add_span_processor(SimpleSpanProcessor(EXPORTER))
+
+
 @pytest.fixture(autouse=True)
-def exporter() -> Iterator[InMemorySpanExporter]:
-    """The SDK, installed once per process (OpenTelemetry allows one global provider)."""
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    if not getattr(provider, "_kafka_jobs_test_exporter", False):
-        provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
-        provider._kafka_jobs_test_exporter = True  # type: ignore[attr-defined]
+def exporter(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
+    """The SDK's provider, as trace.set_tracer_provider() sets it, for one test only.
+
+    set_tracer_provider() works once per process and cannot be undone: the other tests in this process
+    must see no provider (tracing off), as a project without an SDK does.
+    """
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", PROVIDER)
     EXPORTER.clear()
     job_spans.clear()
     yield EXPORTER
@@ -150,3 +152,10 @@ def test_message_without_trace_context_starts_a_new_trace() -> None:
     run_on_thread(ObservedExecutor(get_settings(), JobStats()), HeaderMessage(payload, []))
     (process,) = spans("process default")
     assert process.parent is None
+
+
+def test_without_a_tracer_provider_nothing_is_traced(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
+    headers, _payload, _request = enqueue_in_request()
+    assert "traceparent" not in dict(headers)
+    assert not ObservedExecutor(get_settings(), JobStats()).tracing
