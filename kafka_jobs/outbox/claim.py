@@ -2,8 +2,9 @@
 
 PostgreSQL: a relay takes lanes (session advisory locks, try-lock: never waits), then reads the pending rows
 of its lanes in id order. One relay at a time per lane keeps the order of a key, however many relays run; a
-crashed relay's locks go with its connection. Other databases: one relay, reading every pending row in id
-order (run only one: two would produce rows twice, never lose one).
+crashed relay's locks go with its connection. SQLite (a file): one relay, reading every pending row in id
+order; a file lock beside the database makes a second relay wait (standing by) instead of producing rows
+twice. Other databases: the same, without the lock (run only one relay).
 
 Why the order of a key is the order of commits: a relay reads only committed rows, the oldest first, and
 deletes what it produced, with no cursor. A row whose transaction commits later (even with a lower id,
@@ -12,10 +13,16 @@ allocated earlier) is simply read on a later round, after what was committed bef
 
 from __future__ import annotations
 
+import fcntl
+import logging
+import os
+
 from django.db import connections
 from django.db.models import QuerySet
 
 from .models import OutboxMessage
+
+logger = logging.getLogger("kafka_jobs.outbox")
 
 # pg_try_advisory_lock(int4, int4): the first number says "kafka_jobs outbox lane" ('kjob' in ASCII).
 LOCK_CLASS = 0x6B6A6F62
@@ -41,6 +48,48 @@ class Claimer:
 
     def release(self) -> None:
         """Give back what ``claim`` took (nothing here)."""
+
+    def close(self) -> None:
+        """Release what the claimer holds for the relay's life."""
+
+
+class SqliteClaimer(Claimer):
+    """One relay per SQLite file: an exclusive ``flock`` on ``<database>-kafka-jobs-relay.lock``, held for life.
+
+    A relay that cannot take it claims nothing (it stands by, trying again at each look) until the holder
+    stops; the kernel releases the lock of a relay that dies.
+    """
+
+    def __init__(self, alias: str, path: str) -> None:
+        super().__init__(alias)
+        self.lock_path = f"{path}-kafka-jobs-relay.lock"
+        self._fd: int | None = None
+        self._told = False
+
+    def _holds_lock(self) -> bool:
+        if self._fd is not None:
+            return True
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if not self._told:
+                self._told = True
+                logger.info("Another relay holds %s; standing by", self.lock_path)
+            return False
+        self._fd = fd
+        return True
+
+    def claim(self, limit: int) -> list[OutboxMessage]:
+        """Return the oldest pending rows if this relay holds the database's relay lock, else none."""
+        return super().claim(limit) if self._holds_lock() else []
+
+    def close(self) -> None:
+        """Give the lock to a relay standing by."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
 
 class LaneLockClaimer(Claimer):
@@ -79,6 +128,10 @@ class LaneLockClaimer(Claimer):
 
 def claimer_for(alias: str) -> Claimer:
     """Return the claimer that fits database ``alias``."""
-    if connections[alias].vendor == "postgresql":
+    connection = connections[alias]
+    if connection.vendor == "postgresql":
         return LaneLockClaimer(alias)
+    name = str(connection.settings_dict["NAME"])
+    if connection.vendor == "sqlite" and name != ":memory:" and "mode=memory" not in name:
+        return SqliteClaimer(alias, name)
     return Claimer(alias)

@@ -17,7 +17,7 @@ from django.db import DatabaseError, InterfaceError, close_old_connections, conn
 from django.utils import timezone
 
 from ..conf import KafkaJobsSettings
-from .claim import claimer_for
+from .claim import Claimer, claimer_for
 from .models import OutboxMessage
 from .sender import Sender
 from .wakeup import waker_for
@@ -55,6 +55,7 @@ class Relay:
         self.batch_size = settings.outbox_batch_size
         self._sender_factory = sender_factory
         self.sender: Sender | None = None
+        self.claimer: Claimer | None = None
         self.produced = 0
         self.failed = 0
 
@@ -89,12 +90,17 @@ class Relay:
             )
             waker.close()
             self.sender.close()
+            if self.claimer is not None:
+                self.claimer.close()
+                self.claimer = None
             connections[self.alias].close()
 
     def relay_once(self) -> Round:
         """Produce one batch of claimed rows; return what became of them."""
         assert self.sender is not None, "run() creates the sender"
-        claimer = claimer_for(self.alias)
+        if self.claimer is None:
+            self.claimer = claimer_for(self.alias)
+        claimer = self.claimer
         try:
             rows = claimer.claim(self.batch_size)
             if not rows:

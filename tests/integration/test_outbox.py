@@ -305,3 +305,21 @@ def test_postgres_a_relay_killed_mid_batch_loses_nothing_another_relay_takes_ove
         if envelope.args[1] not in seen:
             seen.append(envelope.args[1])
     assert all(seq == sorted(seq) for seq in by_key.values()), "a key's jobs were produced out of order"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sqlite_a_second_relay_stands_by_so_each_row_is_produced_once(kafka_env: KafkaEnv) -> None:
+    first = kafka_env.start_relay()
+    wait_for(lambda: "Relaying the outbox" in first.output(), 30, message=first.output)
+    second = kafka_env.start_relay()
+    wait_for(lambda: "standing by" in second.output(), 30, message=second.output)
+    total = 1000
+    with transaction.atomic():
+        perform_all_later(KeyedJob(f"k{n % 7}", n) for n in range(total))
+    wait_for(lambda: not outbox_rows("default"), 60, message=lambda: first.output() + second.output())
+    for relay in (first, second):
+        relay.send(signal.SIGTERM)
+        assert relay.wait() == 0, relay.output()
+    assert "relayed 0 row(s)" in second.output()
+    seqs = [envelope.args[1] for envelope in read_envelopes(kafka_env, "wide")]
+    assert sorted(seqs) == list(range(total))  # each exactly once

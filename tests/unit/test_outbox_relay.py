@@ -11,6 +11,7 @@ from django.test import override_settings
 
 from kafka_jobs import Job, perform_all_later
 from kafka_jobs.conf import get_settings
+from kafka_jobs.outbox.claim import SqliteClaimer, claimer_for
 from kafka_jobs.outbox.models import OutboxMessage
 from kafka_jobs.outbox.relay import Relay
 from kafka_jobs.outbox.sender import ACKNOWLEDGED, Outcome, Sender
@@ -69,6 +70,8 @@ def test_acknowledged_rows_are_deleted_unproducible_ones_failed_and_the_others_k
     assert relay.relay_once().produced == 1  # the failed row is skipped: only the kept one is sent again
     assert sender.sent[-1] == three_rows[2]
     assert list(OutboxMessage.objects.values_list("id", flat=True)) == [three_rows[1]]
+    assert relay.claimer is not None
+    relay.claimer.close()  # run() does it when it stops
 
 
 def test_a_burst_relay_returns_once_nothing_is_pending(three_rows: list[int]) -> None:
@@ -76,3 +79,16 @@ def test_a_burst_relay_returns_once_nothing_is_pending(three_rows: list[int]) ->
     relay.run(burst=True)
     assert (relay.produced, relay.failed) == (2, 1)
     assert OutboxMessage.objects.filter(failed_at__isnull=True).count() == 0
+
+
+def test_a_second_relay_on_one_sqlite_file_stands_by_until_the_first_stops(three_rows: list[int]) -> None:
+    first, second = claimer_for("default"), claimer_for("default")
+    assert isinstance(first, SqliteClaimer)
+    try:
+        assert [row.id for row in first.claim(10)] == three_rows
+        assert second.claim(10) == []  # would produce the same rows twice
+        first.close()
+        assert [row.id for row in second.claim(10)] == three_rows
+    finally:
+        first.close()
+        second.close()
