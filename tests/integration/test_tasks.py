@@ -20,7 +20,7 @@ from kafka_jobs.tasks.job import JOB_NAME
 from tests.helpers import wait_for
 from tests.integration.conftest import KafkaEnv
 from tests.integration.test_failures import dead_letters, headers_of, produce_raw
-from tests.jobs import read_records_so_far
+from tests.jobs import RecordJob, read_records_so_far
 from tests.tasks import PlannedFailure, always_fails, async_echo, echo, wait_for_file, with_context
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -43,6 +43,7 @@ def test_a_task_enqueued_from_a_view_runs_on_the_worker_and_its_result_is_stored
     log = kafka_env.log_file()
     response = Client().post("/enqueue-task/", {"log": log, "note": "hello"})
     assert response.status_code == 200
+    job = RecordJob.set(partition=0).perform_later(log, "a job beside the task")  # same queue, same topic
     result = echo.get_result(response.json()["result_id"])
     assert (response.json()["status"], result.status) == ("READY", TaskResultStatus.READY)
 
@@ -51,6 +52,8 @@ def test_a_task_enqueued_from_a_view_runs_on_the_worker_and_its_result_is_stored
     [run] = task_runs(log, "echo")
     assert (run["args"], run["kwargs"]) == (["hello"], {"via": "view"})
     assert run["thread"].startswith("kafka-jobs-")  # a job thread of the worker
+    [job_run] = [r for r in read_records_so_far(log) if r.get("job_id") == job.job_id]
+    assert job_run["topic"] == kafka_env.topic("default")  # one worker ran the job and the task
     result.refresh()
     assert result.status == TaskResultStatus.SUCCESSFUL
     assert result.return_value == {"args": ["hello"], "kwargs": {"via": "view"}}

@@ -157,3 +157,33 @@ def test_the_executor_leaves_a_retried_task_ready_and_a_dead_lettered_one_failed
         assert finished == ["FAILED"]
     finally:
         task_finished.disconnect(on_finished)
+
+
+def test_with_the_outbox_a_task_is_a_row_committed_with_its_ready_result_and_enqueued_at_the_commit(
+    log: str,
+) -> None:
+    from django.conf import settings
+    from django.db import transaction
+    from django.test import override_settings
+
+    from kafka_jobs.models import OutboxMessage
+    from kafka_jobs.tasks.compat import task_enqueued
+    from kafka_jobs.tasks.job import JOB_NAME
+
+    enqueued: list[str] = []
+
+    def on_enqueued(sender: Any, task_result: Any, **_: Any) -> None:
+        enqueued.append(task_result.id)
+
+    task_enqueued.connect(on_enqueued)
+    try:
+        with override_settings(JOB_BACKEND="kafka", KAFKA_JOBS={**settings.KAFKA_JOBS, "OUTBOX": True}):
+            with transaction.atomic():
+                result = echo.enqueue(log, "via the outbox")
+                assert enqueued == []  # not before the row commits
+            assert enqueued == [result.id]
+    finally:
+        task_enqueued.disconnect(on_enqueued)
+    [row] = OutboxMessage.objects.all()
+    assert (row.job_id, row.job_name) == (result.id, JOB_NAME)
+    assert echo.get_result(result.id).status == TaskResultStatus.READY  # committed with it
