@@ -17,7 +17,7 @@ from kafka_jobs.recurring.inspection import ScheduleState
 
 pytestmark = pytest.mark.django_db
 
-NOW = dt.datetime.now(dt.UTC)
+NOW = dt.datetime(2026, 12, 2, 12, tzinfo=dt.UTC)  # for the filters; pages are rendered at the current time
 
 
 @pytest.fixture
@@ -30,7 +30,8 @@ def client() -> Client:
 def test_the_scheduled_page_shows_each_tier_with_its_waiting_count_and_next_release(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    release = int((NOW + dt.timedelta(minutes=3)).timestamp() * 1000)
+    now = dt.datetime.now(dt.UTC)
+    release = int((now + dt.timedelta(minutes=3)).timestamp() * 1000)
     tiers = [
         TierState("kafka_jobs.delay.5s", 5000, 2, True, waiting=7, next_release_ms=release),
         TierState("kafka_jobs.delay.1m", 60000, 2, True, waiting=0),
@@ -49,10 +50,11 @@ def test_the_scheduled_page_shows_each_tier_with_its_waiting_count_and_next_rele
 
 
 def test_the_recurring_page_shows_next_tick_and_last_fire(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    fired = FireRecord("nightly", NOW - dt.timedelta(days=2), NOW - dt.timedelta(hours=5), "job-42", NOW)
+    now = dt.datetime.now(dt.UTC)
+    fired = FireRecord("nightly", now - dt.timedelta(days=2), now - dt.timedelta(hours=5), "job-42", now)
     states = [
-        ScheduleState("nightly", "app.jobs.Report", "cron 0 3 * * *", "latest", NOW + dt.timedelta(hours=2), fired),
-        ScheduleState("new", "app.jobs.Sync", "every 1m", "latest", NOW + dt.timedelta(seconds=30), None),
+        ScheduleState("nightly", "app.jobs.Report", "cron 0 3 * * *", "latest", now + dt.timedelta(hours=2), fired),
+        ScheduleState("new", "app.jobs.Sync", "every 1m", "latest", now + dt.timedelta(seconds=30), None),
     ]
     monkeypatch.setattr(schedules, "get_recurring", lambda: ("declared",))
     monkeypatch.setattr(schedules, "existing_topics", lambda settings, timeout: {})
