@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -48,6 +49,9 @@ def job_context(job: Job) -> Iterator[None]:
         yield
 
 
+_worker_thread = threading.local()  # "primed": the defaults were activated once on this thread
+
+
 class worker_thread_context:  # named like the function it replaced: callers pass it as a context factory
     """Like ``job_context``, for a thread that only runs jobs: afterwards the thread has the defaults again.
 
@@ -62,6 +66,11 @@ class worker_thread_context:  # named like the function it replaced: callers pas
         self.job = job
 
     def __enter__(self) -> None:
+        if not getattr(_worker_thread, "primed", False):
+            # Read while nothing is active, both cost Django an exception each time: activate the defaults.
+            translation.activate(settings.LANGUAGE_CODE)
+            timezone.activate(settings.TIME_ZONE)
+            _worker_thread.primed = True
         job = self.job
         language = job.locale or settings.LANGUAGE_CODE
         if translation.get_language() != language:

@@ -50,8 +50,10 @@ class Ledger:
         """Buffer an accepted message in the lane for ``key`` (under cond)."""
         lane = state.lane(key)
         lane.messages.append(fetched)
-        self.peak_buffered = max(self.peak_buffered, state.buffered)
-        self.make_ready(lane)
+        buffered = state.buffered
+        self.peak_buffered = max(self.peak_buffered, buffered)
+        if not (lane.running or lane.queued):  # else a thread has it or will: nothing to decide per message
+            self.make_ready(lane)
 
     def make_ready(self, lane: Lane) -> None:
         """Queue ``lane`` for a job thread if it has work it may start now (under cond)."""

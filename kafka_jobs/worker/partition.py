@@ -104,8 +104,12 @@ class PartitionState:
 
     @property
     def buffered(self) -> int:
-        """Messages received and not yet started."""
-        return sum(len(lane.messages) for lane in self.lanes.values())
+        """Messages received and not yet finished (a running job's included)."""
+        lanes = self.lanes
+        if len(lanes) == 1:  # no virtual partitions: read for every fetched message
+            for lane in lanes.values():
+                return len(lane.messages)
+        return sum(len(lane.messages) for lane in lanes.values())
 
     @property
     def running(self) -> bool:
