@@ -7,9 +7,7 @@ A worker whose executor is a stub (``bench.stub_worker``) shows what the listene
 
 Each rate comes with the process's CPU time per job (all its threads, from the first job on), which a
 busy machine disturbs less than a rate: compare it with the raw consumer's CPU time per message. The
-``--concurrency`` ratio compares 4 threads with 1 on the same backlog (issue 11: at least 0.9), and the
-gap scenario measures the longest pause between two jobs while a backlog on one partition drains through
-a small buffer beside idle partitions, with ``fetch.wait.max.ms`` at 500 (issue 11: a few milliseconds).
+``--concurrency`` ratio compares 4 threads with 1 on the same backlog (issue 11: at least 0.9).
 """
 
 from __future__ import annotations
@@ -29,9 +27,6 @@ TARGET = 0.5
 WORKER_TIMEOUT = 900.0
 PER_PROCESS_GOAL = 35_000.0  # no-op jobs/s per process (issue 11)
 THREADS_TARGET = 0.9  # --concurrency 4 / --concurrency 1 on no-op jobs (issue 11)
-GAP_GOAL = 0.02  # seconds: the longest gap between two jobs of a drained backlog (issue 11: a few ms)
-GAP_BUFFER = 100  # MAX_BUFFERED_MESSAGES of the gap scenario: many refills
-GAP_FETCH_WAIT_MS = 500
 
 
 def _fill(scenario: Scenario, queue: str, count: int) -> None:
@@ -75,37 +70,6 @@ def _cpu_figure(name: str, detail: dict[str, Any], raw_cpu: float | None) -> Fig
     return Figure(SECTION, f"CPU per job, {name}", cpu, "us", baseline_cpu, "raw consume", higher_is_better=False)
 
 
-def _gap(bench: Bench, scenario: Scenario, sizes: Sizes, report: Report) -> None:
-    """A backlog on partition 0 of the 6-partition topic drains through a small buffer: the longest gap."""
-    queue = "noop6"
-    with scenario.active() as settings:
-        messages = list(messages_like(NoopJob.set(queue=queue).build(0), sizes.gap_backlog))
-        producer = baseline.connected_producer(settings, messages[0])
-        for message in messages:
-            while True:
-                try:
-                    producer.produce(message.topic, message.value, headers=message.headers, partition=0)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-        if producer.flush(120):
-            raise RuntimeError("gap backlog: messages left undelivered")
-        consumer = {**settings.consumer, "fetch.wait.max.ms": GAP_FETCH_WAIT_MS}
-    group = scenario.with_group("gap")
-    overrides = {"MAX_BUFFERED_MESSAGES": GAP_BUFFER, "CONSUMER": consumer}
-    worker = bench.worker(group, queue, "--burst", "--concurrency", "1", overrides=overrides)
-    worker.wait(WORKER_TIMEOUT)
-    stats = worker.stats()
-    if stats["count"] < sizes.gap_backlog:
-        raise RuntimeError(f"gap worker ran {stats['count']} of {sizes.gap_backlog} jobs:\n{worker.log_tail()}")
-    name = (
-        f"longest gap between jobs, {sizes.gap_backlog:,} on 1 of 6p, buffer {GAP_BUFFER}, "
-        f"fetch.wait.max.ms {GAP_FETCH_WAIT_MS}"
-    )
-    detail = {"after_job": stats.get("gap_after"), "rate": (stats["count"] - 1) / (stats["last"] - stats["first"])}
-    report.add(Figure(SECTION, name, stats["longest_gap"], "s", higher_is_better=False, bound=GAP_GOAL, detail=detail))
-
-
 def run(bench: Bench, sizes: Sizes, report: Report) -> None:
     """Fill one topic per shape, then drain it with a raw consumer and with each worker configuration."""
     scenario = bench.scenario(SECTION)
@@ -139,7 +103,6 @@ def run(bench: Bench, sizes: Sizes, report: Report) -> None:
             low, high = min(rates), max(rates)
             name = f"--concurrency {high} / --concurrency {low}, {partitions}p no-op jobs"
             report.add(Figure(SECTION, name, rates[high], "jobs/s", rates[low], f"--concurrency {low}", THREADS_TARGET))
-    _gap(bench, scenario, sizes, report)
     report.add(
         Figure(
             SECTION,
