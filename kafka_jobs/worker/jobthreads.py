@@ -88,6 +88,7 @@ class JobThreads:
                     if not state.revoked:
                         state.tracker.finish(offset)
                     ledger.completed += 1
+                    state.finished += 1
                     if ledger.waiting_for_room and state.buffered <= ledger.room_level:
                         ledger.cond.notify_all()  # the poll thread may fetch again
                 elif verdict is Verdict.RETRY:

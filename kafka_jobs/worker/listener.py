@@ -30,8 +30,8 @@ POLL_TIMEOUT = 0.25
 BUSY_POLL_TIMEOUT = 0.01
 # While a partition is paused with a full buffer, poll briefly so it resumes as soon as its jobs drain it.
 PAUSED_POLL_TIMEOUT = 0.02
-# A full partition whose jobs drain it to half within this long is never paused: the poll thread waits for
-# the room instead of fetching. One that stays fuller is paused, so the others are fetched meanwhile.
+# A full partition none of whose jobs finishes for this long is paused, so the others are fetched meanwhile;
+# while its jobs progress it is not (the poll thread waits for room instead of fetching).
 FULL_WAIT = 0.1
 
 # The lane key of a message whose envelope or virtual partition key could not be computed: a lane of its own.
@@ -79,8 +79,8 @@ class Listener:
         At most as many messages are fetched as the fullest partition not paused has room for, so none
         is refused. While one is full, the poll thread waits for its jobs to drain it to half instead of
         pausing it: resuming a paused partition waits for the fetch request in flight at the broker (up to
-        ``fetch.wait.max.ms``), which would stall a partition whose jobs are quick. A partition still full
-        after ``FULL_WAIT`` is paused by ``flow_control``.
+        ``fetch.wait.max.ms``), which would stall a partition whose jobs are quick. A full partition none
+        of whose jobs finished for ``FULL_WAIT`` is paused by ``flow_control``.
         """
         timeout = self.poll_timeout()
         room = self._room()
@@ -188,11 +188,10 @@ class Listener:
             changes = []
             for state in self.ledger.partitions.values():
                 buffered = state.buffered
-                if buffered >= limit:
-                    if state.full_since is None:
-                        state.full_since = now
-                elif buffered <= self.ledger.room_level:
+                if buffered < limit:
                     state.full_since = None
+                elif state.full_since is None or state.finished != state.finished_seen:
+                    state.full_since, state.finished_seen = now, state.finished  # full, but its jobs progress
                 stuck = state.full_since is not None and now - state.full_since >= FULL_WAIT
                 hold = state.held or stuck or (state.backing_off and state.route.virtual_partitions is None)
                 if hold:

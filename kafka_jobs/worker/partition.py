@@ -95,7 +95,10 @@ class PartitionState:
     paused: bool = False  # refusing messages until resumed with a seek to next_offset
     paused_in_consumer: bool = False  # consumer.pause() was called for it
     held: bool = False  # its queue is paused by an operator (kafka_jobs.ops): no job starts, nothing is fetched
-    full_since: float | None = None  # monotonic time its buffer last reached the limit, until drained to half
+    # Since when it has been full without a job of it finishing (monotonic), and its finished count then.
+    full_since: float | None = None
+    finished_seen: int = 0
+    finished: int = 0  # jobs of this partition finished (counted by the job threads)
     eof_offset: int | None = None  # end of the partition when the consumer last reported reaching it
     stopping: bool = False  # being revoked: no new jobs start, running ones may still finish and commit
     revoked: bool = False  # no longer owned: nothing is committed or dead-lettered for it

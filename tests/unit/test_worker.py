@@ -15,7 +15,7 @@ import pytest
 
 from kafka_jobs.routing import active_job_topic
 from kafka_jobs.serializer import JsonSerializer
-from kafka_jobs.worker import ExitCode, listener
+from kafka_jobs.worker import ExitCode, jobthreads, listener
 from kafka_jobs.worker.executor import Executor, Outcome, Verdict
 from tests.helpers import wait_for
 from tests.jobs import VirtualJob, read_records
@@ -320,3 +320,29 @@ def test_the_poll_thread_fetches_again_as_soon_as_a_full_partition_drains_to_hal
     assert min(waiting[:-8]) >= 3  # never ran low before the end: each refill came at half (4 left)
     assert run.consumer is not None and run.consumer.pauses == []
     assert run.stop() == ExitCode.OK
+
+
+def test_a_full_partition_whose_jobs_keep_finishing_is_not_paused_however_long_it_stays_full(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One thread shares its time between two partitions, so neither drains to half before it is refilled:
+    # each stays full far longer than FULL_WAIT, yet its jobs progress, and pausing it would only cost a
+    # seek back and a refetch.
+    monkeypatch.setattr(listener, "FULL_WAIT", 0.2)
+    monkeypatch.setattr(jobthreads, "LANE_SLICE", 0.005)
+    cluster = FakeCluster()
+    cluster.produce("jobs", 0, *values(150))
+    cluster.produce("jobs", 1, *values(150))
+
+    def handler(message: Any, failures: int) -> Outcome:
+        time.sleep(0.003)  # the job's own work
+        return Outcome(Verdict.DONE)
+
+    executor = FakeExecutor(handler)
+    run = WorkerRun(cluster, [JOBS], executor, burst=True, concurrency=1, settings=settings(max_buffered_messages=8))
+    run.start()
+
+    assert run.wait() == ExitCode.OK
+    assert (executor.runs("jobs", 0), executor.runs("jobs", 1)) == (list(range(150)), list(range(150)))
+    assert run.consumer is not None
+    assert [kind for kind, _ in run.consumer.pauses] == ["pause", "pause"]  # only the stop's
