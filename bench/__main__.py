@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SECTIONS = ("enqueue", "processing", "latency", "memory", "delays", "processes", "outbox")
+SECTIONS = ("enqueue", "processing", "gap", "latency", "memory", "delays", "processes", "outbox")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(options: argparse.Namespace, workdir: Path, broker: str) -> int:
-    from . import delays, enqueue, latency, memory, outbox, processes, processing, profile
+    from . import delays, enqueue, gap, latency, memory, outbox, processes, processing, profile
     from .env import Bench
     from .report import Report
     from .sizes import QUICK, Sizes
@@ -128,6 +128,7 @@ def _run(options: argparse.Namespace, workdir: Path, broker: str) -> int:
     runners: dict[str, Callable[..., None]] = {
         "enqueue": enqueue.run,
         "processing": processing.run,
+        "gap": gap.run,
         "latency": latency.run,
         "memory": memory.run,
         "delays": delays.run,

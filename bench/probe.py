@@ -16,15 +16,26 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+CPU_EVERY = 1000  # calls between two readings of the process's CPU time (a system call: not on every call)
+
 
 class Probe:
-    """Count calls and remember when the first and the last happened (thread-safe)."""
+    """Count calls; remember the first and the last, the longest gap between two, and CPU time (thread-safe).
+
+    The CPU time is the whole process's (every thread, librdkafka's included) from the first call to the
+    last multiple of ``CPU_EVERY``: per call, it shows what a job costs even when the machine is busy
+    with other work, which rates measured on the wall clock do not.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.count = 0
         self.first: float | None = None
         self.last: float | None = None
+        self.longest_gap = 0.0  # seconds between two consecutive calls, at most
+        self.gap_after = 0  # the count of the call the longest gap came after
+        self.cpu_first: float | None = None
+        self.cpu_mark: tuple[int, float] | None = None  # (count, process CPU seconds) at the last reading
 
     def tick(self) -> None:
         """Record one call now."""
@@ -32,12 +43,33 @@ class Probe:
         with self._lock:
             if self.first is None:
                 self.first = now
+                self.cpu_first = time.process_time()
+            elif self.last is not None and now - self.last > self.longest_gap:
+                self.longest_gap = now - self.last
+                self.gap_after = self.count
             self.last = now
             self.count += 1
+            if self.count % CPU_EVERY == 0:
+                self.cpu_mark = (self.count, time.process_time())
+
+    def cpu_per_call(self) -> float | None:
+        """Return the process's CPU seconds per call between the first call and the last reading."""
+        if self.cpu_first is None or self.cpu_mark is None or self.cpu_mark[0] <= 1:
+            return None
+        count, cpu = self.cpu_mark
+        return (cpu - self.cpu_first) / (count - 1)
 
     def summary(self) -> dict[str, Any]:
         """Return the counts and times as JSON-able values."""
-        return {"pid": os.getpid(), "count": self.count, "first": self.first, "last": self.last}
+        return {
+            "pid": os.getpid(),
+            "count": self.count,
+            "first": self.first,
+            "last": self.last,
+            "longest_gap": self.longest_gap,
+            "gap_after": self.gap_after,
+            "cpu_per_call": self.cpu_per_call(),
+        }
 
     def rate(self) -> float:
         """Return calls per second between the first and the last call."""

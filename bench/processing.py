@@ -4,6 +4,10 @@ Both rates run from the first job (message) to the last, as seen by the probe in
 interpreter and Django start-up, its group join (about 1 s on Tansu: half the session timeout), its first
 fetch, and the burst worker's idle detection and shutdown are outside the window (reported separately).
 A worker whose executor is a stub (``bench.stub_worker``) shows what the listener alone costs.
+
+Each rate comes with the process's CPU time per job (all its threads, from the first job on), which a
+busy machine disturbs less than a rate: compare it with the raw consumer's CPU time per message. The
+``--concurrency`` ratio compares 4 threads with 1 on the same backlog (issue 11: at least 0.9).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from .sizes import Sizes
 SECTION = "process"
 TARGET = 0.5
 WORKER_TIMEOUT = 900.0
+PER_PROCESS_GOAL = 35_000.0  # no-op jobs/s per process (issue 11)
+THREADS_TARGET = 0.9  # --concurrency 4 / --concurrency 1 on no-op jobs (issue 11)
 
 
 def _fill(scenario: Scenario, queue: str, count: int) -> None:
@@ -51,7 +57,17 @@ def _worker(
         "profile": str(worker.profile_path) if spots else None,
         "hot_spots": spots,
     }
+    detail["cpu_us_per_job"] = stats["cpu_per_call"] * 1e6 if stats.get("cpu_per_call") else None
+    detail["longest_gap_s"] = stats.get("longest_gap")
     return (stats["count"] - 1) / (stats["last"] - stats["first"]), detail
+
+
+def _cpu_figure(name: str, detail: dict[str, Any], raw_cpu: float | None) -> Figure | None:
+    cpu = detail.get("cpu_us_per_job")
+    if cpu is None:
+        return None
+    baseline_cpu = raw_cpu * 1e6 if raw_cpu else None
+    return Figure(SECTION, f"CPU per job, {name}", cpu, "us", baseline_cpu, "raw consume", higher_is_better=False)
 
 
 def run(bench: Bench, sizes: Sizes, report: Report) -> None:
@@ -62,19 +78,31 @@ def run(bench: Bench, sizes: Sizes, report: Report) -> None:
         queue = f"noop{partitions}"
         _fill(scenario, queue, sizes.processing)
         with scenario.with_group(f"raw{partitions}").active() as settings:
-            raw = baseline.consume(settings, scenario.topic(queue), sizes.processing).rate()
+            probe = baseline.consume(settings, scenario.topic(queue), sizes.processing)
+        raw, raw_cpu = probe.rate(), probe.cpu_per_call()
         stub = scenario.with_group(f"stub{partitions}")
         rate, detail = _worker(bench, stub, queue, 1, sizes.processing, stub_executor=True)
         name = f"listener alone (stub executor), {partitions}p"
         report.add(Figure(SECTION, name, rate, "jobs/s", raw, f"raw consume {partitions}p", detail=detail))
+        rates = {}
         for concurrency in sizes.concurrency:
             group = scenario.with_group(f"p{partitions}c{concurrency}")
             rate, detail = _worker(bench, group, queue, concurrency, sizes.processing)
+            rates[concurrency] = rate
             startups.append(detail["startup_to_first_job_s"])
             name = f"{sizes.processing:,} no-op jobs, {partitions}p, --concurrency {concurrency}"
-            report.add(Figure(SECTION, name, rate, "jobs/s", raw, f"raw consume {partitions}p", TARGET, detail=detail))
+            raw_name = f"raw consume {partitions}p"
+            figure = Figure(SECTION, name, rate, "jobs/s", raw, raw_name, TARGET, bound=PER_PROCESS_GOAL, detail=detail)
+            report.add(figure)
+            cpu = _cpu_figure(f"{partitions}p, --concurrency {concurrency}", detail, raw_cpu)
+            if cpu is not None:
+                report.add(cpu)
             for spot, share in detail["hot_spots"]:
                 print(f"{'':10} {share:6.1%}  {spot}")
+        if len(rates) > 1:
+            low, high = min(rates), max(rates)
+            name = f"--concurrency {high} / --concurrency {low}, {partitions}p no-op jobs"
+            report.add(Figure(SECTION, name, rates[high], "jobs/s", rates[low], f"--concurrency {low}", THREADS_TARGET))
     report.add(
         Figure(
             SECTION,

@@ -20,6 +20,7 @@ class Figure:
     baseline_name: str | None = None
     target: float | None = None  # bound on the ratio: a minimum if higher_is_better, else a maximum
     higher_is_better: bool = True
+    bound: float | None = None  # bound on the value itself (same direction), for figures with an absolute goal
     detail: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
@@ -32,10 +33,13 @@ class Figure:
     @property
     def met(self) -> bool | None:
         """Return whether the ratio meets the target (None without a target)."""
+        checks = []
         ratio = self.ratio
-        if self.target is None or ratio is None:
-            return None
-        return ratio >= self.target if self.higher_is_better else ratio <= self.target
+        if self.target is not None and ratio is not None:
+            checks.append(ratio >= self.target if self.higher_is_better else ratio <= self.target)
+        if self.bound is not None:
+            checks.append(self.value >= self.bound if self.higher_is_better else self.value <= self.bound)
+        return all(checks) if checks else None
 
     def line(self) -> str:
         """Return the figure as one printable line."""
@@ -45,9 +49,13 @@ class Figure:
         ratio = self.ratio
         if ratio is not None:
             text += f"  ratio {ratio:5.2f}"
+        direction = ">=" if self.higher_is_better else "<="
         if self.target is not None:
-            bound = ">=" if self.higher_is_better else "<="
-            text += f"  target {bound} {self.target:g}: {'met' if self.met else 'MISSED'}"
+            text += f"  target {direction} {self.target:g}"
+        if self.bound is not None:
+            text += f"  goal {direction} {_number(self.bound)} {self.unit}"
+        if self.met is not None:
+            text += f": {'met' if self.met else 'MISSED'}"
         return text
 
     def as_dict(self) -> dict[str, Any]:

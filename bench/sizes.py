@@ -15,6 +15,7 @@ class Sizes:
     processing: int = 100_000  # no-op jobs each burst worker runs
     partitions: tuple[int, ...] = (1, 6)
     concurrency: tuple[int, ...] = (1, 4)
+    gap_backlog: int = 20_000  # no-op jobs on one partition, drained through a small buffer (longest gap)
     latency_rate: float = 200.0  # jobs per second
     latency_seconds: float = 10.0
     backlog: int = 1_000_000  # jobs waiting while the memory worker runs
@@ -35,6 +36,7 @@ QUICK = Sizes(
     enqueue=10_000,
     enqueue_sync=300,
     processing=20_000,
+    gap_backlog=5_000,
     latency_seconds=5.0,
     backlog=200_000,
     delayed=10_000,

@@ -82,7 +82,7 @@ class KafkaJobsSettings:
     revoke_timeout: float = 10.0
     concurrency: int = 5
     max_buffered_messages: int = 1000
-    commit_interval: float = 1.0
+    commit_interval: float = 0.0  # least seconds between offset commits; 0: on every advance
     enqueue_after_commit: bool = True
     require_route: bool = True
     serializer: str = "kafka_jobs.serializer.JsonSerializer"
@@ -120,6 +120,7 @@ def _int_at_least(minimum: int) -> _Rule:
 
 
 _SECONDS = _Rule(lambda value: is_number(value) and value > 0, "a number of seconds > 0")
+_SECONDS_OR_ZERO = _Rule(lambda value: is_number(value) and value >= 0, "a number of seconds >= 0")
 _RULES: Mapping[str, _Rule] = {
     "BOOTSTRAP_SERVERS": _of_type(str),
     "CLIENT_ID": _of_type(str),
@@ -134,7 +135,7 @@ _RULES: Mapping[str, _Rule] = {
     "REVOKE_TIMEOUT": _SECONDS,
     "CONCURRENCY": _int_at_least(1),
     "MAX_BUFFERED_MESSAGES": _int_at_least(1),
-    "COMMIT_INTERVAL": _SECONDS,
+    "COMMIT_INTERVAL": _SECONDS_OR_ZERO,
     "ENQUEUE_AFTER_COMMIT": _of_type(bool),
     "REQUIRE_ROUTE": _of_type(bool),
     "SERIALIZER": _of_type(str),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -48,28 +49,49 @@ def job_context(job: Job) -> Iterator[None]:
         yield
 
 
-@contextlib.contextmanager
-def worker_thread_context(job: Job) -> Iterator[None]:
-    """Like ``job_context``, for a thread that only runs jobs: afterwards reset to the defaults.
+_worker_thread = threading.local()  # "primed": the defaults were activated once on this thread
 
-    There is no caller's state to remember, and reading it costs more than the job's own bookkeeping:
-    activating the default language and time zone leaves the thread as an idle worker thread was.
+
+class worker_thread_context:  # named like the function it replaced: callers pass it as a context factory
+    """Like ``job_context``, for a thread that only runs jobs: afterwards the thread has the defaults again.
+
+    There is no caller's state to restore, so each side only checks the thread's language and time zone
+    and activates what differs: reading them costs less than activating, and a job usually has the
+    defaults (a job that activates another language is still reset after it).
     """
-    try:
-        translation.activate(job.locale or settings.LANGUAGE_CODE)
-    except Exception as exc:
-        _warn(job, "unusable locale", job.locale, exc)
-        translation.activate(settings.LANGUAGE_CODE)
-    try:
-        timezone.activate(job.timezone or settings.TIME_ZONE)
-    except Exception as exc:
-        _warn(job, "unknown timezone", job.timezone, exc)
-        timezone.activate(settings.TIME_ZONE)
-    try:
-        yield
-    finally:
-        translation.activate(settings.LANGUAGE_CODE)
-        timezone.activate(settings.TIME_ZONE)
+
+    __slots__ = ("job",)
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+
+    def __enter__(self) -> None:
+        if not getattr(_worker_thread, "primed", False):
+            # Read while nothing is active, both cost Django an exception each time: activate the defaults.
+            translation.activate(settings.LANGUAGE_CODE)
+            timezone.activate(settings.TIME_ZONE)
+            _worker_thread.primed = True
+        job = self.job
+        language = job.locale or settings.LANGUAGE_CODE
+        if translation.get_language() != language:
+            try:
+                translation.activate(language)
+            except Exception as exc:
+                _warn(job, "unusable locale", job.locale, exc)
+                translation.activate(settings.LANGUAGE_CODE)
+        zone = job.timezone or settings.TIME_ZONE
+        if timezone.get_current_timezone_name() != zone:
+            try:
+                timezone.activate(zone)
+            except Exception as exc:
+                _warn(job, "unknown timezone", job.timezone, exc)
+                timezone.activate(settings.TIME_ZONE)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if translation.get_language() != settings.LANGUAGE_CODE:
+            translation.activate(settings.LANGUAGE_CODE)
+        if timezone.get_current_timezone_name() != settings.TIME_ZONE:
+            timezone.activate(settings.TIME_ZONE)
 
 
 def run_job(job: Job, *, report_failure: bool = True, context: Context = job_context) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import inspect
-import uuid
 from collections.abc import Iterable
 from typing import Any, ClassVar, Self
 
@@ -13,6 +12,7 @@ from django.utils import timezone
 
 from . import registry
 from .exceptions import InvalidJob
+from .ids import new_job_id
 from .options import KafkaOptions, validate_queue_name
 from .retry import RetryPolicy, parse_discard_on, parse_retry_on
 from .validators import int_at_least_rule, is_int_at_least, is_number
@@ -82,7 +82,7 @@ class Job:
             registry.register(cls)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._setup(list(args), dict(kwargs), str(uuid.uuid4()))
+        self._setup(list(args), dict(kwargs), new_job_id())
 
     @classmethod
     def restore(cls, args: list[Any], kwargs: dict[str, Any], job_id: str) -> Self:

@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -51,28 +52,29 @@ class OutgoingMessage:
 
 
 class _Delivery:
-    """The outcome of one produce, filled in by the delivery callback (on any thread)."""
+    """The outcome of one synchronous produce, filled in by the delivery callback (on any thread)."""
 
-    __slots__ = ("done", "error", "message", "report_async")
+    __slots__ = ("done", "error", "message")
 
-    def __init__(self, message: OutgoingMessage, report_async: bool) -> None:
+    def __init__(self, message: OutgoingMessage) -> None:
         self.message = message
-        self.report_async = report_async
-        # Only a synchronous produce waits: an Event costs about as much as the produce call itself.
-        self.done: threading.Event | None = None if report_async else threading.Event()
+        self.done = threading.Event()
         self.error: KafkaError | None = None
 
     def __call__(self, err: KafkaError | None, _msg: Message) -> None:
         self.error = err
-        if self.done is not None:
-            self.done.set()
-        if err is not None and self.report_async:
-            logger.error(
-                "Delivery of %s to topic %s failed: %s. The job was NOT enqueued.",
-                self.message.description or "a message",
-                self.message.topic,
-                err.str(),
-            )
+        self.done.set()
+
+
+def _report_async_failure(message: OutgoingMessage, err: KafkaError | None, _msg: Message) -> None:
+    """Log a failed ``produce_async`` delivery (bound to its message with ``partial``: cheaper than an object)."""
+    if err is not None:
+        logger.error(
+            "Delivery of %s to topic %s failed: %s. The job was NOT enqueued.",
+            message.description or "a message",
+            message.topic,
+            err.str(),
+        )
 
 
 def _error_for(message: OutgoingMessage, err: KafkaError | KafkaException | BufferError | str) -> EnqueueError:
@@ -113,13 +115,21 @@ class JobProducer:
         while not self._closed.is_set():
             self._producer.poll(0.1)
 
-    def _enqueue(self, message: OutgoingMessage, delivery: _Delivery, deadline: float) -> None:
-        kwargs: dict[str, Any] = {"key": message.key, "headers": message.headers, "on_delivery": delivery}
-        if message.partition is not None:
-            kwargs["partition"] = message.partition
+    def _enqueue(self, message: OutgoingMessage, on_delivery: Any, deadline: float) -> None:
+        produce = self._producer.produce
         while True:
             try:
-                self._producer.produce(message.topic, message.value, **kwargs)
+                if message.partition is None:
+                    produce(message.topic, message.value, message.key, headers=message.headers, on_delivery=on_delivery)
+                else:
+                    produce(
+                        message.topic,
+                        message.value,
+                        message.key,
+                        partition=message.partition,
+                        headers=message.headers,
+                        on_delivery=on_delivery,
+                    )
                 return
             except BufferError as exc:  # the local queue is full: wait for deliveries, within bounds
                 if time.monotonic() >= deadline:
@@ -132,13 +142,15 @@ class JobProducer:
         """Produce ``messages``; with ``sync`` wait for every acknowledgement or raise ``EnqueueError``."""
         wait = self.settings.delivery_timeout + 5.0
         deadline = time.monotonic() + wait
+        if not sync:  # nothing to wait for: a failure is only logged
+            for message in messages:
+                self._enqueue(message, partial(_report_async_failure, message), deadline)
+            return
         deliveries = []
         for message in messages:
-            delivery = _Delivery(message, report_async=not sync)
+            delivery = _Delivery(message)
             self._enqueue(message, delivery, deadline)
             deliveries.append(delivery)
-        if not sync:
-            return
         for delivery in deliveries:
             if not self._wait(delivery, deadline):
                 raise BrokerUnavailable(
@@ -155,7 +167,6 @@ class JobProducer:
         steps are short because the callback thread may serve our delivery report: ``flush`` would not
         notice until its step ends (or until the queue is empty, which other threads may prevent).
         """
-        assert delivery.done is not None
         while not delivery.done.is_set():
             left = deadline - time.monotonic()
             if left <= 0:

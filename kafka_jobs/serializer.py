@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+from collections.abc import Iterable
 from functools import cache
 from typing import Any, Protocol
 
@@ -90,6 +91,21 @@ class Envelope:
         return job
 
 
+def stamp_context(jobs: Iterable[Job]) -> None:
+    """Record the caller's active language and time zone on ``jobs`` that have none (run with them later).
+
+    Read once for a whole batch: Django keeps both in asgiref locals, whose lookups cost more than the
+    rest of a job's encoding.
+    """
+    locale = translation.get_language()
+    zone = timezone.get_current_timezone_name()
+    for job in jobs:
+        if job.locale is None:
+            job.locale = locale
+        if job.timezone is None:
+            job.timezone = zone
+
+
 class Serializer(Protocol):
     """What a serializer provides."""
 
@@ -101,8 +117,19 @@ class Serializer(Protocol):
     # replayed messages keep their count.
 
 
+# The last time formatted, and its text: the jobs of one perform_all_later batch share their enqueue time.
+_last_iso: tuple[dt.datetime | None, str | None] = (None, None)
+
+
 def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    global _last_iso
+    if value is None:
+        return None
+    last, text = _last_iso
+    if value is not last:
+        text = value.isoformat()
+        _last_iso = (value, text)
+    return text
 
 
 def _optional_text(data: dict[str, Any], key: str, raw: bytes) -> str | None:
@@ -131,10 +158,8 @@ class JsonSerializer:
         """Encode ``job``; raise ``EncodeError`` for arguments that cannot be sent."""
         if job.enqueued_at is None:
             job.enqueued_at = dt.datetime.now(dt.UTC)  # aware even with USE_TZ = False
-        if job.locale is None:
-            job.locale = translation.get_language()
-        if job.timezone is None:
-            job.timezone = timezone.get_current_timezone_name()
+        if job.locale is None or job.timezone is None:
+            stamp_context((job,))
         body = {
             "v": ENVELOPE_VERSION,
             "job": job.job_name,

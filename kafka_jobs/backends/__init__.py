@@ -14,6 +14,9 @@ _backend: BaseBackend | None = None
 def get_backend() -> BaseBackend:
     """Return the backend selected by ``JOB_BACKEND`` (one instance until settings change)."""
     global _backend
+    backend = _backend  # read without the lock: called for every enqueue
+    if backend is not None:
+        return backend
     with _lock:
         if _backend is None:
             alias = get_settings().backend

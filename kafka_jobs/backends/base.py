@@ -35,7 +35,7 @@ from ..exceptions import InvalidJob
 from ..job import Job
 from ..ops.context import capture as capture_context
 from ..options import validate_queue_name
-from ..serializer import get_serializer
+from ..serializer import get_serializer, stamp_context
 from ..validators import int_at_least_rule, is_int_at_least, is_queue_name
 
 if TYPE_CHECKING:
@@ -90,6 +90,7 @@ class BaseBackend(abc.ABC):
 
     def enqueue(self, job: Job) -> Job:
         """Prepare ``job`` now (errors raise here); dispatch it now or when the current transaction commits."""
+        stamp_context((job,))
         prepared = self.prepare(job, clock.now())
         alias = self.outbox_database(job)
         if alias is not None:
@@ -108,6 +109,7 @@ class BaseBackend(abc.ABC):
         at once; each group in the batch's order (``perform_all_later`` states the guarantee).
         """
         now = clock.now()
+        stamp_context(jobs)
         prepared_all = [self.prepare(job, now) for job in jobs]
         batch = []
         by_database: dict[str, list[Prepared]] = {}

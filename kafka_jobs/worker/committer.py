@@ -5,6 +5,10 @@ every turn of its loop (at least every ``BUSY_POLL_TIMEOUT`` while jobs run) ins
 the cost small, at most one asynchronous commit is in flight: the points that move meanwhile go together
 in the next one, sent as soon as the broker answers. Revocation and shutdown commit synchronously.
 
+``COMMIT_INTERVAL`` (seconds, default 0) sets the least time between two asynchronous commits, for brokers
+where commit requests are costly: points that move meanwhile go in the next commit. A worker killed with
+SIGKILL then runs again at most that long's worth of finished jobs. Revocation and shutdown commit at once.
+
 Retry counts. A job waiting to retry is counted in memory (``PartitionState.failures``); the count is also
 written into the metadata of the committed offset (Kafka keeps a short string with each commit), and a
 worker assigned the partition reads it back, so a restart during a backoff does not reset the count (and
@@ -92,27 +96,35 @@ def _text(offsets: Iterable[TopicPartition]) -> str:
 class Committer:
     """Sends commit points for the ledger's partitions; only the poll thread calls it."""
 
-    def __init__(self, consumer: JobConsumer, ledger: Ledger) -> None:
+    def __init__(self, consumer: JobConsumer, ledger: Ledger, interval: float = 0.0) -> None:
         self.consumer = consumer
         self.ledger = ledger
+        self.interval = interval  # least seconds between asynchronous commits (COMMIT_INTERVAL)
+        self.last_sent: float | None = None  # monotonic time of the last asynchronous commit
         self.in_flight_since: float | None = None  # when the unanswered async commit was sent
         self.closing = False  # the consumer is being closed: send nothing from callbacks
         self.sent = 0  # commits sent (async and sync), for tests and statistics
         self.seen_completed = 0  # the ledger's count of completed jobs when commit points were last looked at
 
     def commit(self) -> None:
-        """Send every commit point that moved, unless the previous asynchronous commit is still unanswered."""
+        """Send every commit point that moved, unless the previous asynchronous commit is still unanswered.
+
+        With an ``interval``, also not before it has passed since the previous one.
+        """
+        now = time.monotonic()
         if self.in_flight_since is not None:
-            waited = time.monotonic() - self.in_flight_since
+            waited = now - self.in_flight_since
             if waited < UNANSWERED_COMMIT:
                 return
             logger.warning("No answer to the offset commit sent %.0fs ago; committing again", waited)
+        if self.interval and self.last_sent is not None and now - self.last_sent < self.interval:
+            return
         with self.ledger.cond:
             self.seen_completed = self.ledger.completed
             states = self.ledger.partitions.values()
             pending = [(state, point) for state in states if (point := state.commit_point()) is not None]
         if pending and self._send(pending, asynchronous=True):
-            self.in_flight_since = time.monotonic()
+            self.in_flight_since = self.last_sent = time.monotonic()
 
     def commit_sync(self, states: Iterable[PartitionState]) -> None:
         """Commit the current point of ``states`` and wait for the broker (revocation, shutdown).

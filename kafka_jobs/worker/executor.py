@@ -114,6 +114,7 @@ class Subject:
 
 
 _SUBJECT_FIELDS = tuple(field.name for field in dataclasses.fields(Subject))
+_DONE = Outcome(Verdict.DONE)  # the outcome of almost every job: made once (Outcome is frozen)
 
 
 def describe(message: Any, job: Job | None = None, attempt: int | None = None) -> str:
@@ -248,7 +249,7 @@ class Executor:
             close_old_connections()
         if subject is not None:
             logger.info("%s succeeded in %.3fs", subject, job.last_duration or 0.0, extra=subject.extra)
-        return Outcome(Verdict.DONE)
+        return _DONE
 
     def _decide(self, subject: Subject, job: Job, exc: Exception, attempt: int) -> Decision:
         """Ask the job's rules; a rule that raises (a ``wait`` callable, say) leaves it to the route."""

@@ -12,10 +12,13 @@ import time
 
 from .executor import Executor, Verdict
 from .ledger import Ledger
-from .partition import Lane
+from .partition import Fetched, Lane
 from .shutdown import ExitCode, Shutdown
 
 logger = logging.getLogger("kafka_jobs.worker")
+
+# How long a thread keeps running one lane's jobs while other lanes wait for a thread.
+LANE_SLICE = 0.01
 
 
 class JobThreads:
@@ -45,40 +48,39 @@ class JobThreads:
             self.shutdown.request("a job thread crashed", ExitCode.ERROR)
 
     def _run_lane(self, lane: Lane) -> None:
-        """Run a lane's messages in order until it is empty, fails, or another lane is waiting for a thread."""
+        """Run a lane's messages in order until it is empty, fails, or its time slice ends with others waiting.
+
+        Finishing one job and starting the next take the ledger's lock once. A lane keeps its thread for
+        ``LANE_SLICE`` seconds while other lanes wait, so short jobs do not hand lanes between threads
+        after every job; a job longer than the slice still lets the waiting lanes go first.
+        """
         ledger = self.ledger
         state = lane.partition
+        route = state.route
+        process = self.executor.process
 
         def owned() -> bool:
             return not state.revoked
 
-        while True:
-            with ledger.cond:
-                # A stop asked for by a signal or another thread: start nothing more, even before the poll
-                # thread gets to it.
-                if self.shutdown.pending or not ledger.may_start(lane):
-                    # Not re-queued here (at --max-jobs it would spin): the poll thread's schedule_due does it.
-                    lane.running = False
-                    ledger.cond.notify_all()
-                    return
-                fetched = lane.messages[0]
-                message, envelope = fetched
-                offset = message.offset()
-                failures = state.failures.get(offset, 0) if state.failures else 0
-                state.running_offsets.add(offset)
-                ledger.running += 1
+        slice_ends = time.monotonic() + LANE_SLICE
+        with ledger.cond:
+            started = self._start(lane)
+        while started is not None:
+            fetched, offset, failures = started
             try:
-                outcome = self.executor.process(message, state.route, failures, owned, envelope=envelope)
+                outcome = process(fetched[0], route, failures, owned, envelope=fetched[1])
             except BaseException:  # a bug (the executor never raises): the stop must not wait for this job
                 with ledger.cond:
                     ledger.running -= 1
                     state.running_offsets.discard(offset)
+                    lane.running = False
                     ledger.cond.notify_all()
                 raise
             with ledger.cond:
                 ledger.running -= 1
                 state.running_offsets.discard(offset)
-                if outcome.verdict is Verdict.DONE:
+                verdict = outcome.verdict
+                if verdict is Verdict.DONE:
                     if lane.messages and lane.messages[0] is fetched:
                         lane.messages.popleft()
                     if state.failures:
@@ -86,13 +88,38 @@ class JobThreads:
                     if not state.revoked:
                         state.tracker.finish(offset)
                     ledger.completed += 1
-                elif outcome.verdict is Verdict.RETRY:
+                    state.finished += 1
+                    if ledger.waiting_for_room and state.buffered <= ledger.room_level:
+                        ledger.cond.notify_all()  # the poll thread may fetch again
+                elif verdict is Verdict.RETRY:
                     if outcome.counts_as_failure:
                         state.failures[offset] = failures + 1
                     lane.retry_at = time.monotonic() + outcome.delay
                 else:
                     self.shutdown.request("a job raised a critical error", ExitCode.CRITICAL_JOB_ERROR)
                     ledger.stopping = True
-                if outcome.verdict is not Verdict.DONE or ledger.ready:
+                if verdict is not Verdict.DONE or (ledger.ready and time.monotonic() >= slice_ends):
                     ledger.release(lane)  # behind the waiting lanes, for fairness (no-op while retrying)
                     return
+                started = self._start(lane)
+
+    def _start(self, lane: Lane) -> tuple[Fetched, int, int] | None:
+        """Mark the lane's head job running and return it with its offset and failed runs (under cond).
+
+        None if it may not start: the lane is then given up (the poll thread's schedule_due re-queues it
+        when it has work again; re-queued here, it would spin at --max-jobs).
+        """
+        ledger = self.ledger
+        # A stop asked for by a signal or another thread: start nothing more, even before the poll thread
+        # gets to it.
+        if self.shutdown.pending or not ledger.may_start(lane):
+            lane.running = False
+            ledger.cond.notify_all()
+            return None
+        state = lane.partition
+        fetched = lane.messages[0]
+        offset = fetched[0].offset()
+        failures = state.failures.get(offset, 0) if state.failures else 0
+        state.running_offsets.add(offset)
+        ledger.running += 1
+        return fetched, offset, failures

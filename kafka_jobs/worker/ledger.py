@@ -20,11 +20,15 @@ from .partition import Fetched, Lane, PartitionState
 class Ledger:
     """Assigned partitions, lanes waiting for a thread, and job counts; guarded by ``cond``.
 
-    Methods whose docstring says "under cond" expect the caller to hold it; the others take it.
+    Methods whose docstring says "under cond" expect the caller to hold it; the others take it. Job threads
+    wait for ready lanes on ``work``, a second condition of the same lock, so making one lane ready wakes one
+    thread rather than all of them; everything else waits on ``cond``.
     """
 
     def __init__(self, max_buffered: int, max_jobs: int | None = None) -> None:
-        self.cond = threading.Condition()
+        lock = threading.RLock()
+        self.cond = threading.Condition(lock)
+        self.work = threading.Condition(lock)
         self.max_buffered = max_buffered
         self.max_jobs = max_jobs
         self.partitions: dict[tuple[str, int], PartitionState] = {}
@@ -36,6 +40,9 @@ class Ledger:
         self.completed = 0
         self.running = 0
         self.peak_buffered = 0  # the most messages one partition held at once (bounded by max_buffered)
+        # The poll thread waits for a full partition to drain to this level before it fetches again.
+        self.room_level = max_buffered // 2
+        self.waiting_for_room = False  # the poll thread waits in wait_for_room(): job threads notify cond
 
     # Poll thread ------------------------------------------------------------------------------------------
 
@@ -43,8 +50,10 @@ class Ledger:
         """Buffer an accepted message in the lane for ``key`` (under cond)."""
         lane = state.lane(key)
         lane.messages.append(fetched)
-        self.peak_buffered = max(self.peak_buffered, state.buffered)
-        self.make_ready(lane)
+        buffered = state.buffered
+        self.peak_buffered = max(self.peak_buffered, buffered)
+        if not (lane.running or lane.queued):  # else a thread has it or will: nothing to decide per message
+            self.make_ready(lane)
 
     def make_ready(self, lane: Lane) -> None:
         """Queue ``lane`` for a job thread if it has work it may start now (under cond)."""
@@ -61,8 +70,32 @@ class Ledger:
                     if lane.retry_at is not None and lane.retry_at <= now and not lane.running:
                         lane.retry_at = None
                     self.make_ready(lane)
-            if self.ready:
-                self.cond.notify_all()
+            self.wake_threads()
+
+    def wake_threads(self) -> None:
+        """Wake one waiting job thread per ready lane (under cond)."""
+        if self.ready:
+            self.work.notify(len(self.ready))
+
+    def wait_for_room(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` until the full partitions (not paused) drain to ``room_level``; True if so.
+
+        Job threads notify as soon as a partition drains to that level, so the poll thread fetches again
+        within moments of it, without pausing the partition (see ``Listener.poll``).
+        """
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            full = [s for s in self.partitions.values() if not s.paused and s.buffered >= self.max_buffered]
+            self.waiting_for_room = True
+            try:
+                while any(not s.paused and not s.revoked and s.buffered > self.room_level for s in full):
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self.stopping or self.closed:
+                        return False
+                    self.cond.wait(left)
+            finally:
+                self.waiting_for_room = False
+            return True
 
     def assign(self, states: Iterable[PartitionState]) -> None:
         """Start tracking newly assigned partitions."""
@@ -128,6 +161,7 @@ class Ledger:
         with self.cond:
             self.closed = True
             self.cond.notify_all()
+            self.work.notify_all()
 
     # Job threads ------------------------------------------------------------------------------------------
 
@@ -135,7 +169,7 @@ class Ledger:
         """Wait for a ready lane and take it; None once closed."""
         with self.cond:
             while not self.ready and not self.closed:
-                self.cond.wait()
+                self.work.wait()
             if self.closed:
                 return None
             lane = self.ready.popleft()
@@ -161,4 +195,5 @@ class Ledger:
         """Give a lane back: queued again behind the waiting ones if it has work (under cond)."""
         lane.running = False
         self.make_ready(lane)
+        self.wake_threads()
         self.cond.notify_all()

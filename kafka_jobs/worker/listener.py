@@ -30,6 +30,9 @@ POLL_TIMEOUT = 0.25
 BUSY_POLL_TIMEOUT = 0.01
 # While a partition is paused with a full buffer, poll briefly so it resumes as soon as its jobs drain it.
 PAUSED_POLL_TIMEOUT = 0.02
+# A full partition none of whose jobs finishes for this long is paused, so the others are fetched meanwhile;
+# while its jobs progress it is not (the poll thread waits for room instead of fetching).
+FULL_WAIT = 0.1
 
 # The lane key of a message whose envelope or virtual partition key could not be computed: a lane of its own.
 SEPARATE_LANE = -1
@@ -71,13 +74,36 @@ class Listener:
     # Fetching --------------------------------------------------------------------------------------------
 
     def poll(self) -> None:
-        """Wait for messages (see ``poll_timeout``) and buffer what was fetched in the partitions' lanes."""
-        first = self.consumer.poll(self.poll_timeout())
+        """Wait for messages (see ``poll_timeout``) and buffer what was fetched in the partitions' lanes.
+
+        At most as many messages are fetched as the fullest partition not paused has room for, so none
+        is refused. While one is full, the poll thread waits for its jobs to drain it to half instead of
+        pausing it: resuming a paused partition waits for the fetch request in flight at the broker (up to
+        ``fetch.wait.max.ms``), which would stall a partition whose jobs are quick. A full partition none
+        of whose jobs finished for ``FULL_WAIT`` is paused by ``flow_control``.
+        """
+        timeout = self.poll_timeout()
+        room = self._room()
+        if room == 0:
+            self.ledger.wait_for_room(min(timeout, FULL_WAIT) if timeout > 0 else 0.0)
+            return
+        first = self.consumer.poll(timeout)
         if first is None:
             return
         # Accept the first message before consume() can run a rebalance callback that would make it stale.
         self._accept_all([first])
-        self._accept_all(self.consumer.consume(BATCH_SIZE - 1, 0))
+        room = self._room()  # again: poll() may have assigned partitions, and the first message took a place
+        if room > 0:
+            self._accept_all(self.consumer.consume(min(room, BATCH_SIZE - 1), 0))
+
+    def _room(self) -> int:
+        """Return how many messages may be fetched now: the least room of the partitions not paused."""
+        limit = self.ledger.max_buffered
+        with self.ledger.cond:
+            return min(
+                (limit - state.buffered for state in self.ledger.partitions.values() if not state.paused),
+                default=BATCH_SIZE,
+            )
 
     def poll_timeout(self) -> float:
         """How long the next poll may wait: shorter while jobs run, a lane waits to retry or a buffer drains."""
@@ -103,7 +129,7 @@ class Listener:
             for i, message in enumerate(messages):
                 key, envelope = lanes[i] if lanes is not None else (None, None)
                 self._accept(message, key, envelope)
-            ledger.cond.notify_all()
+            ledger.wake_threads()
 
     def _accept(self, message: Any, key: object, envelope: Envelope | None) -> None:
         """Buffer one fetched message in its lane (under the ledger's lock)."""
@@ -157,20 +183,23 @@ class Listener:
         A paused partition refuses fetched messages; it is resumed with a seek to the first one it refused.
         """
         limit = self.ledger.max_buffered
+        now = time.monotonic()
         with self.ledger.cond:
             changes = []
             for state in self.ledger.partitions.values():
-                hold = (
-                    state.held
-                    or state.buffered >= limit
-                    or (state.backing_off and state.route.virtual_partitions is None)
-                )
+                buffered = state.buffered
+                if buffered < limit:
+                    state.full_since = None
+                elif state.full_since is None or state.finished != state.finished_seen:
+                    state.full_since, state.finished_seen = now, state.finished  # full, but its jobs progress
+                stuck = state.full_since is not None and now - state.full_since >= FULL_WAIT
+                hold = state.held or stuck or (state.backing_off and state.route.virtual_partitions is None)
                 if hold:
                     state.paused = True
                 if state.paused and not state.paused_in_consumer:
                     state.paused_in_consumer = True
                     changes.append((state, True))
-                elif state.paused and not hold and state.buffered <= limit // 2:
+                elif state.paused and not hold and buffered <= self.ledger.room_level:
                     state.paused = state.paused_in_consumer = False
                     changes.append((state, False))
         for state, pause in changes:

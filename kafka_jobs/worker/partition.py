@@ -95,6 +95,10 @@ class PartitionState:
     paused: bool = False  # refusing messages until resumed with a seek to next_offset
     paused_in_consumer: bool = False  # consumer.pause() was called for it
     held: bool = False  # its queue is paused by an operator (kafka_jobs.ops): no job starts, nothing is fetched
+    # Since when it has been full without a job of it finishing (monotonic), and its finished count then.
+    full_since: float | None = None
+    finished_seen: int = 0
+    finished: int = 0  # jobs of this partition finished (counted by the job threads)
     eof_offset: int | None = None  # end of the partition when the consumer last reported reaching it
     stopping: bool = False  # being revoked: no new jobs start, running ones may still finish and commit
     revoked: bool = False  # no longer owned: nothing is committed or dead-lettered for it
@@ -103,8 +107,12 @@ class PartitionState:
 
     @property
     def buffered(self) -> int:
-        """Messages received and not yet started."""
-        return sum(len(lane.messages) for lane in self.lanes.values())
+        """Messages received and not yet finished (a running job's included)."""
+        lanes = self.lanes
+        if len(lanes) == 1:  # no virtual partitions: read for every fetched message
+            for lane in lanes.values():
+                return len(lane.messages)
+        return sum(len(lane.messages) for lane in lanes.values())
 
     @property
     def running(self) -> bool:

@@ -69,7 +69,7 @@ class Worker:
     def run(self) -> ExitCode:
         """Join the group, process jobs until stopped, then shut down gracefully."""
         self.consumer = self.consumer_factory(self._on_commit)
-        self.committer = Committer(self.consumer, self.ledger)
+        self.committer = Committer(self.consumer, self.ledger, self.settings.commit_interval)
         self.listener = Listener(
             self.consumer,
             self.ledger,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from django.db import transaction
 from django.test import override_settings
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from kafka_jobs import EncodeError, InvalidJob, Job, UnroutedQueue, perform_all_later, signals
 from kafka_jobs.backends import get_backend
@@ -662,3 +662,20 @@ def test_async_backend_runs_async_threads_jobs_at_the_same_time() -> None:
         get_backend().close()  # waits for the five jobs
 
     assert sorted(args[0] for _, args, _ in ran) == ["0", "1", "2", "3", "4"]
+
+
+def test_a_batch_records_the_callers_language_and_time_zone_on_each_job_unless_one_has_its_own() -> None:
+    own = TrackJob("own")
+    own.locale, own.timezone = "de", "Asia/Tokyo"
+    with capture_jobs(), translation.override("fr"), timezone.override("Europe/Paris"):
+        perform_all_later([TrackJob("a"), own, TrackJob("b")])
+        single = TrackJob.perform_later("c")
+        jobs = enqueued_jobs()
+
+    assert [(job.locale, job.timezone) for job in jobs] == [
+        ("fr", "Europe/Paris"),
+        ("de", "Asia/Tokyo"),
+        ("fr", "Europe/Paris"),
+        ("fr", "Europe/Paris"),
+    ]
+    assert jobs[3] is single

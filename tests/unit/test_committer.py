@@ -12,7 +12,7 @@ from kafka_jobs.worker import ExitCode
 from kafka_jobs.worker.committer import MAX_METADATA, decode_failures, encode_failures
 from kafka_jobs.worker.executor import Outcome, Verdict
 from tests.helpers import wait_for
-from tests.unit.fakes import FakeCluster, FakeConsumer, FakeExecutor, Gates, WorkerRun
+from tests.unit.fakes import FakeCluster, FakeConsumer, FakeExecutor, Gates, WorkerRun, settings
 
 JOBS = active_job_topic("jobs")
 WAIT = 10.0
@@ -80,6 +80,45 @@ def test_one_async_commit_at_a_time_and_the_points_that_moved_meanwhile_go_toget
 
     wait_for(lambda: cluster.offset("jobs", 0) == 5, WAIT)
     assert consumer.async_commits() == [[("jobs", 0, 1, None)], [("jobs", 0, 5, None)]]
+    assert run.stop() == ExitCode.OK
+
+
+def test_commit_interval_holds_back_async_commits_until_it_has_passed_and_a_stop_commits_at_once() -> None:
+    cluster, gates = FakeCluster(), Gates()
+    cluster.produce("jobs", 0, *(str(i).encode() for i in range(4)))
+    executor = FakeExecutor(lambda message, failures: gates.wait(message.value()) or Outcome(Verdict.DONE))
+    run = WorkerRun(cluster, [JOBS], executor, settings=settings(commit_interval=60.0)).start()
+    counter = PollCounter(run)
+    ledger = run.worker.ledger
+    consumer = run.consumer
+    assert consumer is not None
+
+    gates.open(b"0")
+    wait_for(lambda: cluster.offset("jobs", 0) == 1, WAIT)  # the first commit goes at once
+    gates.open(b"1", b"2", b"3")
+    wait_for(lambda: ledger.completed == 4, WAIT)
+    polls = counter.polls
+    wait_for(lambda: counter.polls >= polls + 5, WAIT)  # several turns of the loop, each could have committed
+
+    assert consumer.async_commits() == [[("jobs", 0, 1, None)]]
+    assert cluster.offset("jobs", 0) == 1
+    assert run.stop() == ExitCode.OK
+    assert cluster.offset("jobs", 0) == 4  # the stop commits synchronously, whatever the interval
+
+
+def test_with_a_short_commit_interval_the_next_commit_follows_once_it_has_passed() -> None:
+    cluster = FakeCluster()
+    cluster.produce("jobs", 0, b"0")
+    run = WorkerRun(cluster, [JOBS], FakeExecutor(), settings=settings(commit_interval=0.2)).start()
+    wait_for(lambda: cluster.offset("jobs", 0) == 1, WAIT)
+    first = run.worker.committer.last_sent
+    assert first is not None
+
+    cluster.produce("jobs", 0, b"1")
+    wait_for(lambda: cluster.offset("jobs", 0) == 2, WAIT)
+
+    second = run.worker.committer.last_sent
+    assert second is not None and second - first >= 0.2
     assert run.stop() == ExitCode.OK
 
 

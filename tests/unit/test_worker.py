@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 import pytest
 
 from kafka_jobs.routing import active_job_topic
 from kafka_jobs.serializer import JsonSerializer
-from kafka_jobs.worker import ExitCode
+from kafka_jobs.worker import ExitCode, jobthreads, listener
 from kafka_jobs.worker.executor import Executor, Outcome, Verdict
 from tests.helpers import wait_for
 from tests.jobs import VirtualJob, read_records
@@ -274,3 +275,74 @@ def test_an_undecodable_message_on_a_virtual_route_gets_its_own_lane_and_the_exe
     assert envelopes[b"\xffgarbage"] is None  # left to the executor, which reports it as poison
     assert envelopes[good] is not None and envelopes[good].args == [0, 1]
     assert cluster.offset("vjobs", 0) == 2
+
+
+def test_a_full_partition_whose_jobs_drain_it_quickly_is_never_paused_and_nothing_is_refetched() -> None:
+    cluster = FakeCluster()
+    cluster.produce("jobs", 0, *values(300))
+    executor = FakeExecutor()
+
+    run = WorkerRun(
+        cluster, [active_job_topic("jobs")], executor, burst=True, settings=settings(max_buffered_messages=20)
+    )
+    run.start()
+
+    assert run.wait() == ExitCode.OK
+    assert executor.runs() == list(range(300))
+    assert run.worker.ledger.peak_buffered == 20
+    assert run.consumer is not None
+    # Never paused while it ran (the stop pauses every partition), so never resumed with a seek back.
+    assert [kind for kind, _ in run.consumer.pauses] == ["pause"]
+
+
+def test_the_poll_thread_fetches_again_as_soon_as_a_full_partition_drains_to_half(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Woken by the job thread when the buffer is down to half, not by a poll timeout or an empty lane.
+    monkeypatch.setattr(listener, "BUSY_POLL_TIMEOUT", 1.0)
+    monkeypatch.setattr(listener, "POLL_TIMEOUT", 1.0)
+    monkeypatch.setattr(listener, "FULL_WAIT", 30.0)
+    cluster = FakeCluster()
+    cluster.produce("jobs", 0, *values(60))
+    waiting: list[int] = []  # messages buffered (this one included) when each job starts
+
+    def handler(message: Any, failures: int) -> Outcome:
+        waiting.append(run.worker.ledger.partitions[("jobs", 0)].buffered)
+        time.sleep(0.02)  # the job's own work: the refill must come while the rest of the buffer runs
+        return Outcome(Verdict.DONE)
+
+    run = WorkerRun(
+        cluster, [active_job_topic("jobs")], FakeExecutor(handler), settings=settings(max_buffered_messages=8)
+    )
+    run.start()
+    wait_for(lambda: len(waiting) == 60, WAIT)
+
+    assert min(waiting[:-8]) >= 3  # never ran low before the end: each refill came at half (4 left)
+    assert run.consumer is not None and run.consumer.pauses == []
+    assert run.stop() == ExitCode.OK
+
+
+def test_a_full_partition_whose_jobs_keep_finishing_is_not_paused_however_long_it_stays_full(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One thread shares its time between two partitions, so neither drains to half before it is refilled:
+    # each stays full far longer than FULL_WAIT, yet its jobs progress, and pausing it would only cost a
+    # seek back and a refetch.
+    monkeypatch.setattr(listener, "FULL_WAIT", 0.2)
+    monkeypatch.setattr(jobthreads, "LANE_SLICE", 0.005)
+    cluster = FakeCluster()
+    cluster.produce("jobs", 0, *values(150))
+    cluster.produce("jobs", 1, *values(150))
+
+    def handler(message: Any, failures: int) -> Outcome:
+        time.sleep(0.003)  # the job's own work
+        return Outcome(Verdict.DONE)
+
+    executor = FakeExecutor(handler)
+    run = WorkerRun(cluster, [JOBS], executor, burst=True, concurrency=1, settings=settings(max_buffered_messages=8))
+    run.start()
+
+    assert run.wait() == ExitCode.OK
+    assert (executor.runs("jobs", 0), executor.runs("jobs", 1)) == (list(range(150)), list(range(150)))
+    assert run.consumer is not None
+    assert [kind for kind, _ in run.consumer.pauses] == ["pause", "pause"]  # only the stop's
