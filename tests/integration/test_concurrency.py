@@ -87,8 +87,9 @@ def test_backlog_is_buffered_up_to_the_limit_per_partition_and_every_job_runs_on
     assert sorted(runs) == list(range(jobs))  # every job once: nothing skipped or repeated across pause/resume
     peak = int(re.search(r"at most (\d+) message\(s\) buffered per partition \(limit 50\)", output)[1])
     assert 0 < peak <= 50
-    # The backlog was far larger than the buffer: the partitions were paused and resumed, not read ahead.
-    assert output.count("Paused ") >= 2 and output.count("Resumed ") >= 2
+    # The backlog was 30 times the buffer, and the peak above says it was never read ahead. Whether a partition
+    # was also paused depends on timing: the poll loop fetches only the room left, and pauses a full partition
+    # only when none of its jobs finished for a while (the fake-consumer tests in tests/unit cover both paths).
     assert kafka_env.committed_offsets("default", 2) == [jobs // 2, jobs // 2]
 
 
