@@ -135,3 +135,8 @@ def claimer_for(alias: str) -> Claimer:
     if connection.vendor == "sqlite" and name != ":memory:" and "mode=memory" not in name:
         return SqliteClaimer(alias, name)
     return Claimer(alias)
+
+
+def several_relays_safe(alias: str) -> bool:
+    """Whether several relays may run on database ``alias`` (lanes on PostgreSQL, a standby lock on SQLite)."""
+    return type(claimer_for(alias)) is not Claimer

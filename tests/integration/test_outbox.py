@@ -24,6 +24,7 @@ from kafka_jobs.devbroker import DevBroker, die_with_parent
 from kafka_jobs.outbox import sender
 from kafka_jobs.outbox.models import OutboxMessage
 from kafka_jobs.outbox.relay import Relay
+from kafka_jobs.outbox.wakeup import CHANNEL, NotifyWaker
 from tests.helpers import wait_for
 from tests.integration.conftest import ROOT, KafkaEnv
 from tests.integration.test_enqueue import read_envelopes
@@ -323,3 +324,22 @@ def test_sqlite_a_second_relay_stands_by_so_each_row_is_produced_once(kafka_env:
     assert "relayed 0 row(s)" in second.output()
     seqs = [envelope.args[1] for envelope in read_envelopes(kafka_env, "wide")]
     assert sorted(seqs) == list(range(total))  # each exactly once
+
+
+def test_postgres_relays_are_notified_at_commit_and_never_for_a_rollback(kafka_env: KafkaEnv, postgres_db: str) -> None:
+    log = kafka_env.log_file()
+    waker = NotifyWaker(postgres_db, threading.Event())
+    try:
+        listening = waker._conn
+        assert listening is not None, "LISTEN failed"
+        with pytest.raises(RuntimeError), transaction.atomic(using=postgres_db):
+            RecordJob.set(outbox=True).perform_later(log, 1)
+            raise RuntimeError("roll back")
+        assert list(listening.notifies(timeout=0.5)) == []
+        with transaction.atomic(using=postgres_db):
+            RecordJob.set(outbox=True).perform_later(log, 2)
+            RecordJob.set(outbox=True).perform_later(log, 3)
+        (notification,) = list(listening.notifies(timeout=10, stop_after=1))
+        assert notification.channel == CHANNEL
+    finally:
+        waker.close()

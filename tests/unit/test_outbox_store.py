@@ -163,8 +163,14 @@ def test_the_relay_refuses_a_database_without_the_outbox_table() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_relay_in_every_worker_process_is_refused_on_sqlite() -> None:
+def test_a_relay_in_every_worker_process_is_refused_where_only_one_relay_may_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from django.core.management import CommandError, call_command
 
+    from kafka_jobs.outbox import claim
+
+    assert claim.several_relays_safe("default")  # SQLite: a relay stands by while another holds the lock
+    monkeypatch.setattr(claim, "several_relays_safe", lambda alias: False)  # as on MySQL
     with pytest.raises(CommandError, match="only one relay may run"):
         call_command("runkafkaworker", "--processes", "2", "--skip-checks", "--relay")

@@ -18,6 +18,7 @@ from kafka_jobs.management.argtypes import outbox_databases, port_number, positi
 from kafka_jobs.ops.health import process_health_file
 from kafka_jobs.ops.metrics import DEFAULT_METRICS_HOST, MetricsServer, process_metrics_port
 from kafka_jobs.ops.monitor import WorkerMonitor
+from kafka_jobs.outbox import claim
 from kafka_jobs.outbox.threads import RelayThreads
 from kafka_jobs.recurring.declaration import RecurringJob
 from kafka_jobs.recurring.loader import get_recurring
@@ -220,12 +221,12 @@ class Command(BaseCommand):
                 "recurring scheduler need no more than one process. Start it without --processes."
             )
         relayed = outbox_databases(options["relay"]) if options["relay"] is not None else []
-        single = [alias for alias in relayed if connections[alias].vendor != "postgresql"]
+        single = [alias for alias in relayed if not claim.several_relays_safe(alias)]
         if single:
             raise CommandError(
                 f"--relay {' '.join(single)} cannot be combined with --processes above 1: every process would run "
-                "a relay, and on databases other than PostgreSQL only one relay may run (two produce rows twice). "
-                "Run one 'manage.py runkafkarelay' beside the workers instead."
+                "a relay, and on databases other than PostgreSQL and SQLite only one relay may run (two produce "
+                "rows twice). Run one 'manage.py runkafkarelay' beside the workers instead."
             )
         if django_settings.SETTINGS_MODULE is None:
             raise CommandError(
