@@ -11,6 +11,9 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
+from django.conf import settings
+from django.utils import timezone
+
 from ..exceptions import ConfigurationError, UnknownTask
 from .compat import TaskError, TaskResult, TaskResultDoesNotExist, TaskResultStatus
 from .resolver import resolve_task
@@ -26,6 +29,13 @@ class Stored:
     started_at: dt.datetime | None
     errors: list[TaskError]
     worker_ids: list[str]
+
+
+def local_time(moment: dt.datetime | None) -> dt.datetime | None:
+    """Return ``moment`` as the project stores times: aware with ``USE_TZ``, else naive local time."""
+    if moment is None or settings.USE_TZ or timezone.is_naive(moment):
+        return moment
+    return timezone.make_naive(moment)
 
 
 class NoResults:
@@ -133,7 +143,7 @@ def _record(result: TaskResult) -> Any:
         backend=result.backend,
         queue_name=task.queue_name,
         priority=task.priority,
-        run_after=task.run_after,
+        run_after=local_time(task.run_after),  # aware when it came through a message
         status=str(result.status),
         enqueued_at=result.enqueued_at,
         started_at=result.started_at,

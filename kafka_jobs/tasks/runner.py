@@ -18,7 +18,6 @@ import socket
 from traceback import format_exception
 from typing import Any
 
-from django.conf import settings
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -34,6 +33,7 @@ from .compat import (
     task_started,
 )
 from .job import TaskJob
+from .results import local_time
 
 MAX_WORKER_ID = 64  # characters, as Django's database backend stores them
 
@@ -41,13 +41,6 @@ MAX_WORKER_ID = 64  # characters, as Django's database backend stores them
 def worker_id() -> str:
     """Return this process's worker id, ``host:pid`` (what ``TaskResult.worker_ids`` lists)."""
     return f"{socket.gethostname()}:{os.getpid()}"[-MAX_WORKER_ID:]
-
-
-def local_time(moment: dt.datetime | None) -> dt.datetime | None:
-    """Return ``moment`` (aware) as the project stores times: aware with ``USE_TZ``, else naive local time."""
-    if moment is None or settings.USE_TZ or timezone.is_naive(moment):
-        return moment
-    return timezone.make_naive(moment)
 
 
 def set_fields(result: TaskResult, **fields: Any) -> None:

@@ -187,3 +187,15 @@ def test_with_the_outbox_a_task_is_a_row_committed_with_its_ready_result_and_enq
     [row] = OutboxMessage.objects.all()
     assert (row.job_id, row.job_name) == (result.id, JOB_NAME)
     assert echo.get_result(result.id).status == TaskResultStatus.READY  # committed with it
+
+
+def test_results_are_stored_with_use_tz_false_deferred_task_included(log: str) -> None:
+    from django.test import override_settings
+
+    with override_settings(USE_TZ=False), capture_jobs():
+        due = dt.datetime.now() - dt.timedelta(seconds=1)  # naive local time, as USE_TZ = False has it
+        result = echo.using(run_after=due).enqueue(log, "naive")
+        perform_enqueued_jobs()
+        stored = echo.get_result(result.id)
+    assert stored.status == TaskResultStatus.SUCCESSFUL
+    assert timezone.is_naive(stored.finished_at)
