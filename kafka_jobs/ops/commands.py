@@ -51,6 +51,9 @@ class CommandWatcher:
             except (KafkaException, KafkaJobsError) as exc:  # the broker is away: keep the last known state
                 logger.warning("Could not read queue commands (%s); retrying", exc)
                 self._stop.wait(5.0)
+            except Exception:  # a bug here must not end the thread: pauses would silently stop applying
+                logger.exception("Reading queue commands failed; retrying")
+                self._stop.wait(5.0)
             self.producer.poll(0)
             self._stop.wait(COMMAND_POLL_INTERVAL)
 

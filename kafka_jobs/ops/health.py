@@ -76,6 +76,9 @@ class HealthFile:
         self.path = path
         self.worker_id = worker_id
         self.consumer_ok = time.time()  # a grace period from the start
+        # False when the project's CONSUMER settings take librdkafka's statistics for themselves: then the
+        # consumer's state is unknown and only the loop is checked.
+        self.tracks_consumer = True
         self._next = 0.0
 
     def on_stats(self, stats_json: str) -> None:
@@ -92,7 +95,9 @@ class HealthFile:
 
     def touch(self) -> None:
         """Write the file now (atomically: a reader never sees half of it)."""
-        data = {"pid": os.getpid(), "worker_id": self.worker_id, "loop": time.time(), "consumer_ok": self.consumer_ok}
+        now = time.time()
+        consumer_ok = self.consumer_ok if self.tracks_consumer else now
+        data = {"pid": os.getpid(), "worker_id": self.worker_id, "loop": now, "consumer_ok": consumer_ok}
         temporary = f"{self.path}.{os.getpid()}.tmp"
         with contextlib.suppress(OSError):
             with open(temporary, "w") as file:

@@ -13,7 +13,6 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, TopicPartition
@@ -56,15 +55,17 @@ def _wall(monotonic_at: float | None, now_wall: dt.datetime, now_mono: float) ->
 class StatsConsumerFactory(KafkaConsumerFactory):
     """The worker's consumer, with librdkafka's statistics sent to ``on_stats`` (unless CONSUMER sets its own)."""
 
-    def __init__(self, settings: KafkaJobsSettings, on_stats: Callable[[str], None]) -> None:
+    def __init__(self, settings: KafkaJobsSettings, health: HealthFile) -> None:
         super().__init__(settings)
-        self.on_stats = on_stats
+        self.health = health
 
     def __call__(self, on_commit: CommitCallback) -> JobConsumer:
         """Return a new consumer."""
         config = {**consumer_config(self.settings), "on_commit": on_commit}
-        if "stats_cb" not in config:
-            config["stats_cb"] = self.on_stats
+        if "stats_cb" in config or str(config.get("statistics.interval.ms", STATS_INTERVAL_MS)) == "0":
+            self.health.tracks_consumer = False
+        else:
+            config["stats_cb"] = self.health.on_stats
             config.setdefault("statistics.interval.ms", STATS_INTERVAL_MS)
         consumer: JobConsumer = Consumer(config)
         return consumer
@@ -95,7 +96,7 @@ class WorkerMonitor:
         """Return the worker's consumer factory: with the health file, librdkafka's statistics feed it."""
         if self.health is None:
             return KafkaConsumerFactory(self.settings)
-        return StatsConsumerFactory(self.settings, self.health.on_stats)
+        return StatsConsumerFactory(self.settings, self.health)
 
     def queue_of_topic(self) -> dict[str, str]:
         """Return topic -> queue of the worker's routes."""

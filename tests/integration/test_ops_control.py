@@ -65,3 +65,41 @@ def test_paused_queue_runs_nothing_even_in_a_worker_started_later_until_resumed(
 def test_pausing_an_unrouted_queue_is_refused(kafka_env: KafkaEnv) -> None:
     with pytest.raises(UnroutedQueue, match="'nope' is not routed"):
         pause_queue("nope")
+
+
+@pytest.mark.kafka_jobs_overrides({"REPORT_INTERVAL": 0.5})
+@pytest.mark.django_db(transaction=True)
+def test_kafkaqueues_and_kafkaworkers_commands(kafka_env: KafkaEnv) -> None:
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    def run(*args: str) -> str:
+        out = StringIO()
+        call_command(*args, stdout=out)
+        return out.getvalue()
+
+    worker = kafka_env.start_worker()
+    assert "Asked every worker to pause queue 'single'" in run("kafkaqueues", "pause", "single", "--by", "ops")
+    command = read_queue_commands()["single"]
+    assert (command.action, command.by) == ("pause", "ops")
+    wait_report(worker, lambda r: r.commands.get("single") == command.id and any(p.held for p in r.partitions))
+
+    listing = {line.split("\t")[0]: line.split("\t") for line in run("kafkaqueues", "list").splitlines()[1:]}
+    assert listing["single"][2].startswith("paused (pause by ops at ")
+    assert listing["single"][3:] == ["1", "-"]  # confirmed by the one running worker, none pending
+    assert listing["default"][2:] == ["running", "-", "-"]
+    workers = run("kafkaworkers")
+    assert f":{worker.pid}:" in workers and "running" in workers
+    assert f"{kafka_env.topic('single')}/0" in workers and "held paused" in workers
+
+    run("kafkaqueues", "resume", "single")
+    assert read_queue_commands()["single"].action == "resume"
+    with pytest.raises(CommandError, match="needs the queue's name"):
+        run("kafkaqueues", "pause")
+    with pytest.raises(CommandError, match="'nope' is not routed"):
+        run("kafkaqueues", "pause", "nope")
+    worker.send(signal.SIGTERM)
+    assert worker.wait(30) == 0
+    assert "No running workers." in run("kafkaworkers")
+    assert f":{worker.pid}:" in run("kafkaworkers", "--all")

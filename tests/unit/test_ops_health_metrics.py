@@ -91,3 +91,19 @@ def test_the_health_command_checks_every_worker_process(tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="worker w2 has not turned") as stuck:
         call_command("kafkaworkerhealth", "--file", path, verbosity=0)
     assert stuck.value.returncode == 2
+
+
+def test_consumer_state_is_not_judged_when_the_project_takes_the_statistics(tmp_path: Path) -> None:
+    from kafka_jobs.ops.monitor import StatsConsumerFactory
+    from tests.unit.fakes import settings
+
+    own = HealthFile(str(tmp_path / "a"), "w")
+    StatsConsumerFactory(settings(consumer={"statistics.interval.ms": 0}), own)(lambda *a: None).close()
+    assert not own.tracks_consumer
+    own.consumer_ok = 0.0
+    own.touch()
+    assert Health.read(own.path).problem(own.consumer_ok + 1000, 10_000, 60) is None
+
+    tracked = HealthFile(str(tmp_path / "b"), "w")
+    StatsConsumerFactory(settings(), tracked)(lambda *a: None).close()
+    assert tracked.tracks_consumer
