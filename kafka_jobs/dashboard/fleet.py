@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import threading
 from collections.abc import Iterable, Mapping
 
 from ..ops import Counters, PartitionReport, QueueCommand, RecentError, WorkerReport, WorkerState, confirmations
@@ -25,7 +24,7 @@ class WorkerRow:
 
     report: WorkerReport
     state: WorkerState
-    rate: float | None  # jobs finished per second (see ``Throughput``)
+    rate: float  # jobs finished per second since its previous report (it measures and reports it)
     age: float  # seconds since its latest report
 
     @property
@@ -125,10 +124,9 @@ class Fleet:
         return sum(len(w.report.running) for w in self.live)
 
     @property
-    def rate(self) -> float | None:
-        """Jobs finished per second by the live workers (None if no worker has a rate yet)."""
-        rates = [w.rate for w in self.live if w.rate is not None]
-        return sum(rates) if rates else None
+    def rate(self) -> float:
+        """Jobs finished per second by the live workers, as of their latest reports."""
+        return sum(w.rate for w in self.live)
 
     @property
     def counters(self) -> Counters:
@@ -144,57 +142,17 @@ class Fleet:
         return [q for q in self.queues if q.paused]
 
 
-class Throughput:
-    """Jobs per second of each worker, from two of its reports seen by this process (thread-safe).
-
-    Reports carry totals since the worker started; the rate is the difference between the latest report and
-    the oldest one kept for that worker within ``window`` seconds, or the average since the worker started
-    while this process has seen only one report of it.
-    """
-
-    def __init__(self, window: float = 60.0) -> None:
-        self.window = window
-        self._seen: dict[str, list[tuple[dt.datetime, int]]] = {}
-        self._lock = threading.Lock()
-
-    def rate(self, report: WorkerReport) -> float | None:
-        """Record ``report`` and return its worker's jobs per second (None if it has not run for a second)."""
-        finished = report.counters.succeeded + report.counters.failed
-        with self._lock:
-            samples = self._seen.setdefault(report.worker_id, [])
-            if not samples or samples[-1][0] < report.reported_at:
-                samples.append((report.reported_at, finished))
-            cutoff = report.reported_at - dt.timedelta(seconds=self.window)
-            while len(samples) > 2 and samples[0][0] < cutoff:
-                samples.pop(0)
-            first_at, first_finished = samples[0]
-        span = (report.reported_at - first_at).total_seconds()
-        if len(samples) > 1 and span > 0:
-            return max(0.0, (finished - first_finished) / span)
-        uptime = (report.reported_at - report.started_at).total_seconds()
-        return finished / uptime if uptime >= 1 else None
-
-    def forget(self, worker_ids: Iterable[str]) -> None:
-        """Drop what is kept for workers no longer listed."""
-        with self._lock:
-            for worker_id in set(self._seen) - set(worker_ids):
-                del self._seen[worker_id]
-
-
 def build_fleet(
     reports: Iterable[WorkerReport],
     routes: Iterable[Route],
     commands: Mapping[str, QueueCommand],
     *,
     now: dt.datetime | None = None,
-    throughput: Throughput | None = None,
 ) -> Fleet:
     """Join the reports, routes and commands into the pages' rows."""
     now = now or dt.datetime.now(dt.UTC)
     reports = list(reports)
-    throughput = throughput or Throughput()
-    throughput.forget(r.worker_id for r in reports)
-    workers = [WorkerRow(r, r.state(now), throughput.rate(r), (now - r.reported_at).total_seconds()) for r in reports]
+    workers = [WorkerRow(r, r.state(now), r.jobs_per_second, (now - r.reported_at).total_seconds()) for r in reports]
     live = [w.report for w in workers if w.live]
     owners: dict[tuple[str, int], tuple[WorkerReport, PartitionReport]] = {}
     for report in sorted(live, key=lambda r: r.reported_at):  # the latest report of a partition wins

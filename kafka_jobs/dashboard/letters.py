@@ -1,9 +1,9 @@
 """Pages of a dead letter queue, read by offsets from the end: a page never reads more than its window.
 
 A page is the messages of one DLQ partition below an offset (``before``, the end by default), newest first.
-Without filters it reads exactly ``size`` messages; with filters (job, error, state) it reads older windows
-until the page is full or ``scan_limit`` messages were read, and says where it stopped, so a filter over a
-topic of a million messages stays a bounded read and the operator continues from there.
+Without filters it reads exactly ``size`` messages; with filters (job, error, state) it reads the
+``scan_limit`` messages below ``before`` and keeps the newest ``size`` that match, and says where it stopped,
+so a filter over a topic of a million messages stays a bounded read and the operator continues from there.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from ..deadletter.ledger import _merge as merge_ranges
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 DEFAULT_SCAN_LIMIT = 5000  # messages read at most to fill one filtered page
-SCAN_CHUNK = 500
 
 
 class LetterSource(Protocol):
@@ -158,7 +157,9 @@ def read_page(
     cursor = before
     budget = max(scan_limit, size)
     while cursor > low and len(letters) < size:
-        chunk = size if not filters else min(SCAN_CHUNK, budget - (before - cursor))
+        # A read costs about one broker round trip whatever its length (up to thousands of small messages), so a
+        # filter reads its whole budget at once rather than window by window.
+        chunk = size if not filters else budget - (before - cursor)
         if chunk <= 0:
             break
         start = max(low, cursor - chunk)

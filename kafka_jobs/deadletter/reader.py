@@ -50,6 +50,8 @@ class DeadLetterTopic:
                 "enable.auto.offset.store": False,
                 "enable.partition.eof": True,
                 "auto.offset.reset": "earliest",
+                # A reader waits for the end of what it reads: don't let the broker hold each fetch 500 ms.
+                "fetch.wait.max.ms": 100,
             }
         )
 

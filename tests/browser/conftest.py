@@ -16,10 +16,6 @@ from typing import Any
 
 import pytest
 
-# Playwright's sync API runs an event loop in the test's thread, which makes Django refuse ORM calls there
-# ("SynchronousOnlyOperation") although nothing runs concurrently: the test thread only waits on the browser.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM = os.environ.get("KAFKA_JOBS_CHROMIUM", "/usr/bin/chromium")
 VIEWPORT = {"width": 1100, "height": 720}
 WAIT_MS = 20_000  # the longest any expectation waits (a worker joining its group on a loaded machine)
@@ -37,13 +33,20 @@ def _chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """Return a headless Chromium (Debian's package; Playwright never downloads a browser here)."""
+@pytest.fixture
+def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Return a headless Chromium (Debian's package; Playwright never downloads a browser here).
+
+    One per test, not per session: Playwright's sync API keeps an event loop running in the test's thread
+    while it is open, which would break every later test in the process that uses ``async_to_sync``. For the
+    same reason Django would refuse ORM calls in the test thread ("SynchronousOnlyOperation") although nothing
+    runs concurrently (the thread only waits on the browser): allowed for this test only.
+    """
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         pytest.fail("The browser tests need Playwright: pip install -e '.[dev]'.", pytrace=False)
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=_chromium(), headless=True)
         try:

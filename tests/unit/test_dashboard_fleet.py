@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
-from kafka_jobs.dashboard.fleet import Throughput, build_fleet
+from kafka_jobs.dashboard.fleet import build_fleet
 from kafka_jobs.ops import Counters, QueueCommand, RecentError, Retrying, RunningJob, WorkerState
 from kafka_jobs.routing import RouteTable, active_job_topic
 from tests.dashboard_fakes import partition, report
@@ -89,17 +88,12 @@ def test_totals_add_up_the_live_workers_only() -> None:
     assert [w.state for w in fleet.workers] == [WorkerState.RUNNING, WorkerState.STOPPED]
 
 
-def test_throughput_comes_from_two_reports_of_a_worker_or_its_average_since_it_started() -> None:
-    tracker = Throughput(window=60)
-    first = report("a:1:x", age=0, counters=Counters(succeeded=600))  # 10 minutes up: 1 job/s on average
-    later = dataclasses.replace(
-        first, reported_at=first.reported_at + dt.timedelta(seconds=5), counters=Counters(succeeded=650)
+def test_throughput_is_what_the_live_workers_reported() -> None:
+    fleet = build_fleet(
+        [report("a:1:x", jobs_per_second=12.5), report("b:2:y", jobs_per_second=2.0), report("c:3:z", age=60)],
+        ROUTES,
+        {},
     )
 
-    assert tracker.rate(first) == 1.0
-    assert tracker.rate(later) == 10.0  # 50 jobs in 5 s
-    assert tracker.rate(later) == 10.0  # the same report again changes nothing
-    young = report("b:2:y", age=0, started_at=dt.datetime.now(dt.UTC), counters=Counters(succeeded=3))
-    assert tracker.rate(young) is None  # up for less than a second
-    tracker.forget(["b:2:y"])
-    assert tracker.rate(first) == 1.0  # forgotten: back to the average
+    assert [w.rate for w in fleet.workers] == [12.5, 2.0, 0.0]
+    assert fleet.rate == 14.5

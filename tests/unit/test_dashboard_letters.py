@@ -58,18 +58,18 @@ def test_an_unknown_partition_is_a_lookup_error() -> None:
         read_page(FakeLetterSource(), 3)
 
 
-def test_a_filter_reads_older_windows_until_the_page_is_full_and_says_where_it_stopped() -> None:
+def test_a_filter_reads_its_scan_window_at_once_and_the_next_page_starts_below_the_last_match() -> None:
     def make(partition: int, offset: int):
         name = "app.Mail" if offset % 100 == 0 else "app.Other"
         return letter(partition, offset, job_name=name)
 
     source = FakeLetterSource(bounds={0: (0, MILLION)}, make=make)
 
-    page = read_page(source, 0, size=3, filters=Filters(job="MAIL"))
+    page = read_page(source, 0, size=3, filters=Filters(job="MAIL"), scan_limit=1000)
 
     assert [d.offset for d in page.letters] == [MILLION - 100, MILLION - 200, MILLION - 300]
     assert page.older == MILLION - 300  # the next page starts below the last one shown
-    assert source.read_count == 500  # one window
+    assert source.reads == [(0, MILLION - 1000, MILLION)]  # one read of the scan window
 
 
 def test_a_filter_stops_at_the_scan_limit_on_a_million_messages_without_a_match() -> None:

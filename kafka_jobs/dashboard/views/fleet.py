@@ -11,14 +11,11 @@ from django.views.decorators.http import require_POST
 from ...conf import get_settings
 from ...ops import pause_queue, read_queue_commands, read_reports, resume_queue
 from ...routing import get_routes
-from ..fleet import Fleet, Throughput, build_fleet
+from ..fleet import Fleet, build_fleet
 from .base import BROKER_ERRORS, READ_TIMEOUT, back, render, require_change, url
 
 if TYPE_CHECKING:
     from ..admin import DashboardAdmin
-
-# Rates are computed from the reports this process has seen (see fleet.Throughput).
-THROUGHPUT = Throughput()
 
 
 def read_fleet() -> Fleet:
@@ -26,7 +23,7 @@ def read_fleet() -> Fleet:
     settings = get_settings()
     reports = read_reports(settings, timeout=READ_TIMEOUT)
     commands = read_queue_commands(settings, timeout=READ_TIMEOUT)
-    return build_fleet(reports, get_routes(), commands, throughput=THROUGHPUT)
+    return build_fleet(reports, get_routes(), commands)
 
 
 def _page(request: HttpRequest, model_admin: DashboardAdmin, template: str, section: str, title: str) -> HttpResponse:
