@@ -133,11 +133,19 @@ class WorkerRun:
         if not self.stats_path.exists():
             raise RuntimeError(f"worker {self.pid} ran no probed job:\n{self.log_tail()}")
         lines = [json.loads(line) for line in self.stats_path.read_text().splitlines() if line.strip()]
+        longest = max(lines, key=lambda line: line.get("longest_gap", 0.0))
+        # CPU per job over every process: each one's CPU per job weighed by its jobs.
+        measured = [line for line in lines if line.get("cpu_per_call") is not None and line["count"] > 1]
+        jobs = sum(line["count"] - 1 for line in measured)
+        cpu = sum(line["cpu_per_call"] * (line["count"] - 1) for line in measured) / jobs if jobs else None
         return {
             "pid": self.pid,
             "count": sum(line["count"] for line in lines),
             "first": min(line["first"] for line in lines),
             "last": max(line["last"] for line in lines),
+            "longest_gap": longest.get("longest_gap", 0.0),  # within one process
+            "gap_after": longest.get("gap_after", 0),
+            "cpu_per_call": cpu,
             "processes": lines,
         }
 

@@ -33,6 +33,10 @@ PAUSED_POLL_TIMEOUT = 0.02
 # A full partition none of whose jobs finishes for this long is paused, so the others are fetched meanwhile;
 # while its jobs progress it is not (the poll thread waits for room instead of fetching).
 FULL_WAIT = 0.1
+# A full partition that runs less than half a buffer of jobs in this long is paused although its jobs
+# progress: librdkafka's read-ahead of it (up to a buffer more) sits in front of the other partitions'
+# messages, which would wait for all those slow jobs. Half a buffer of such jobs outlasts the refetch.
+FULL_MAX = 0.5
 
 # The lane key of a message whose envelope or virtual partition key could not be computed: a lane of its own.
 SEPARATE_LANE = -1
@@ -80,7 +84,8 @@ class Listener:
         is refused. While one is full, the poll thread waits for its jobs to drain it to half instead of
         pausing it: resuming a paused partition waits for the fetch request in flight at the broker (up to
         ``fetch.wait.max.ms``), which would stall a partition whose jobs are quick. A full partition none
-        of whose jobs finished for ``FULL_WAIT`` is paused by ``flow_control``.
+        of whose jobs finished for ``FULL_WAIT``, or that ran less than half a buffer in ``FULL_MAX``, is
+        paused by ``flow_control``.
         """
         timeout = self.poll_timeout()
         room = self._room()
@@ -184,6 +189,7 @@ class Listener:
         """
         limit = self.ledger.max_buffered
         now = time.monotonic()
+        half = self.ledger.room_level
         with self.ledger.cond:
             changes = []
             for state in self.ledger.partitions.values():
@@ -193,13 +199,15 @@ class Listener:
                 elif state.full_since is None or state.finished != state.finished_seen:
                     state.full_since, state.finished_seen = now, state.finished  # full, but its jobs progress
                 stuck = state.full_since is not None and now - state.full_since >= FULL_WAIT
-                hold = state.held or stuck or (state.backing_off and state.route.virtual_partitions is None)
+                self._measure_drain(state, buffered, now)
+                backing_off = state.backing_off and state.route.virtual_partitions is None
+                hold = state.held or stuck or state.crowding or backing_off
                 if hold:
                     state.paused = True
                 if state.paused and not state.paused_in_consumer:
                     state.paused_in_consumer = True
                     changes.append((state, True))
-                elif state.paused and not hold and buffered <= self.ledger.room_level:
+                elif state.paused and not hold and buffered <= half:
                     state.paused = state.paused_in_consumer = False
                     changes.append((state, False))
         for state, pause in changes:
@@ -208,6 +216,21 @@ class Listener:
                 logger.debug("Paused %s/%d: %d message(s) buffered", state.topic, state.partition, state.buffered)
             else:
                 self._resume(state)
+
+    def _measure_drain(self, state: PartitionState, buffered: int, now: float) -> None:
+        """Mark a partition ``crowding`` while it stays above half full and runs under half a buffer per FULL_MAX."""
+        half = self.ledger.room_level
+        if buffered <= half:
+            state.drain_window = None
+            state.crowding = False
+        elif state.drain_window is None:
+            if buffered >= self.ledger.max_buffered:
+                state.drain_window = (now, state.finished)
+        elif now - state.drain_window[0] >= FULL_MAX:
+            ran = state.finished - state.drain_window[1]
+            if ran < self.ledger.max_buffered - half and not state.paused:
+                state.crowding = True
+            state.drain_window = (now, state.finished)
 
     def _resume(self, state: PartitionState) -> None:
         tp = TopicPartition(state.topic, state.partition)

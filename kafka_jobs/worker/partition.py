@@ -99,6 +99,9 @@ class PartitionState:
     full_since: float | None = None
     finished_seen: int = 0
     finished: int = 0  # jobs of this partition finished (counted by the job threads)
+    # Since it last filled up while above half full: (monotonic time, finished then), per FULL_MAX window.
+    drain_window: tuple[float, int] | None = None
+    crowding: bool = False  # full, and its jobs run under half a buffer per FULL_MAX: paused until half drained
     eof_offset: int | None = None  # end of the partition when the consumer last reported reaching it
     stopping: bool = False  # being revoked: no new jobs start, running ones may still finish and commit
     revoked: bool = False  # no longer owned: nothing is committed or dead-lettered for it

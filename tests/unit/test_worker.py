@@ -350,3 +350,28 @@ def test_a_full_partition_whose_jobs_keep_finishing_is_not_paused_however_long_i
     assert (executor.runs("jobs", 0), executor.runs("jobs", 1)) == (list(range(150)), list(range(150)))
     assert run.consumer is not None
     assert [kind for kind, _ in run.consumer.pauses] == ["pause", "pause"]  # only the stop's
+
+
+def test_a_full_partition_whose_jobs_run_slowly_is_paused_though_they_progress(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Its jobs finish (never "stuck"), but under half a buffer per FULL_MAX: librdkafka's read-ahead of it
+    # would sit in front of the other partitions' messages, so it is paused, and resumed with a seek.
+    monkeypatch.setattr(listener, "FULL_WAIT", 30.0)
+    monkeypatch.setattr(listener, "FULL_MAX", 0.15)
+    cluster = FakeCluster()
+    cluster.produce("jobs", 0, *values(60))
+
+    def handler(message: Any, failures: int) -> Outcome:
+        time.sleep(0.03)  # the job's own work: 20 of them (half the buffer) take 0.6 s
+        return Outcome(Verdict.DONE)
+
+    executor = FakeExecutor(handler)
+    run = WorkerRun(cluster, [JOBS], executor, burst=True, settings=settings(max_buffered_messages=40))
+    run.start()
+
+    assert run.wait() == ExitCode.OK
+    assert executor.runs() == list(range(60))  # nothing skipped or repeated across the pause
+    assert run.consumer is not None
+    kinds = [kind for kind, tp in run.consumer.pauses if tp == ("jobs", 0)]
+    assert kinds[:2] == ["pause", "resume"] and kinds[2].startswith("seek@")
