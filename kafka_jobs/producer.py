@@ -116,7 +116,9 @@ class JobProducer:
             self._producer.poll(0.1)
 
     def _enqueue(self, message: OutgoingMessage, on_delivery: Any, deadline: float) -> None:
-        produce = self._producer.produce
+        # Bound once (this is the enqueue hot path); typed Any because the stub wants list[tuple[str, str | bytes
+        # | None]] and lists are invariant, while our headers are list[tuple[str, bytes]].
+        produce: Any = self._producer.produce
         while True:
             try:
                 if message.partition is None:
