@@ -64,8 +64,13 @@ def check_backend(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
 
 def check_context(app_configs: Any = None, **_: Any) -> list[checks.CheckMessage]:
     """kafka_jobs.E030: a ``KAFKA_JOBS['CONTEXT']`` entry cannot be loaded (every job would fail in the worker)."""
+    from .conf import get_settings
     from .ops.context import contexts
 
+    try:
+        get_settings()
+    except ConfigurationError:  # reported by check_settings (E001), not as a CONTEXT error
+        return []
     try:
         contexts()
     except ConfigurationError as exc:

@@ -53,6 +53,19 @@ def test_manage_py_check_fails_on_invalid_settings() -> None:
         call_command("check", stdout=StringIO(), stderr=StringIO())
 
 
+def test_an_unknown_settings_key_is_reported_once_as_e001_not_also_as_a_context_error() -> None:
+    with (
+        override_settings(KAFKA_JOBS={"ROUTES": ROUTES, "BOOTSTRAP_SERVER": "x"}),
+        pytest.raises(SystemCheckError) as raised,
+    ):
+        call_command("check", stdout=StringIO(), stderr=StringIO())
+
+    report = str(raised.value)
+    assert "kafka_jobs.E001" in report
+    assert "E030" not in report
+    assert "Fix KAFKA_JOBS['CONTEXT']" not in report
+
+
 def test_missing_routes_module_reports_e002_with_the_kafka_backend() -> None:
     with override_settings(JOB_BACKEND="kafka", KAFKA_JOBS={"ROUTES": "tests.no_such_routes"}):
         [error] = all_checks()
