@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import traceback
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -196,13 +197,29 @@ def load_routes(module_path: str, prefix: str = "") -> RouteTable:
                 f"KAFKA_JOBS['ROUTES'] names the module {module_path!r}, which does not exist. Create it with "
                 "routes = [active_job_topic('default')] or point ROUTES at your routes module."
             ) from exc
-        raise
+        raise _import_failed(module_path, exc) from exc
+    except Exception as exc:  # a syntax error or an exception in the user's module: say where, without a traceback
+        raise _import_failed(module_path, exc) from exc
     routes = getattr(module, "routes", None)
     if not isinstance(routes, list | tuple):
         raise ConfigurationError(
             f"{module_path} must define routes = [active_job_topic(...), ...] (a list); found {routes!r}."
         )
     return RouteTable(routes, prefix)
+
+
+def _import_failed(module_path: str, exc: BaseException) -> ConfigurationError:
+    """Name the routes module, the error and the line that raised it (the last frame, or a syntax error's)."""
+    where, text = "", str(exc)
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where, text = f" ({exc.filename}, line {exc.lineno})", str(exc.msg)
+    elif exc.__traceback__ is not None:
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        where = f" ({frame.filename}, line {frame.lineno})"
+    return ConfigurationError(
+        f"KAFKA_JOBS['ROUTES'] module {module_path!r} failed to import: {type(exc).__name__}: {text}{where}. "
+        "Fix that module."
+    )
 
 
 @cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -72,6 +73,29 @@ def test_missing_routes_module_reports_e002_with_the_kafka_backend() -> None:
 
     assert error.id == "kafka_jobs.E002"
     assert "tests.no_such_routes" in error.msg
+
+
+@pytest.mark.parametrize(
+    ("source", "error", "line"),
+    [
+        ("routes = [\n", "SyntaxError", 1),
+        ("x = 1\nfrom kafka_jobs.routing import active_job_topik\n", "ImportError", 2),
+        ("import no_such_package_for_routes\n", "ModuleNotFoundError", 1),
+        ("raise RuntimeError('boom')\n", "RuntimeError: boom", 1),
+    ],
+)
+def test_a_routes_module_that_fails_to_import_reports_e002_naming_the_error_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, error: str, line: int
+) -> None:
+    (tmp_path / "broken_routes_for_checks.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with override_settings(JOB_BACKEND="kafka", KAFKA_JOBS={"ROUTES": "broken_routes_for_checks"}):
+        [message] = all_checks()
+
+    assert message.id == "kafka_jobs.E002"
+    assert "'broken_routes_for_checks' failed to import" in message.msg
+    assert error in message.msg
+    assert f"broken_routes_for_checks.py, line {line})" in message.msg
 
 
 @pytest.mark.parametrize("backend", ["async", "inline", "test"])
