@@ -1,10 +1,19 @@
-"""runkafkaworker's logging set-up: it leaves handlers to the project's LOGGING and only fills a gap."""
+"""runkafkaworker's logging set-up (it leaves handlers to the project's LOGGING and only fills a gap) and its
+refusal of a health file it could not write."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 from collections.abc import Iterator
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import override_settings
 
 from kafka_jobs.management.commands.runkafkaworker import configure_logging
 
@@ -57,3 +66,20 @@ def test_the_level_logging_gives_kafka_jobs_is_kept_unless_log_level_is_given() 
         configure_logging("DEBUG")
         assert ours.level == logging.DEBUG
         assert len(ours.handlers) == 1
+
+
+def test_a_health_file_in_a_missing_directory_is_refused_before_the_worker_starts(tmp_path: Path) -> None:
+    path = tmp_path / "missing" / "health"
+
+    with pytest.raises(CommandError, match=r"--health-file .*: the directory .*missing does not exist"):
+        call_command("runkafkaworker", health_file=str(path), burst=True, skip_checks=True, stdout=StringIO())
+
+
+def test_a_health_file_setting_in_a_missing_directory_is_refused_naming_the_setting(tmp_path: Path) -> None:
+    path = tmp_path / "missing" / "health"
+
+    with (
+        override_settings(KAFKA_JOBS={**settings.KAFKA_JOBS, "HEALTH_FILE": str(path)}),
+        pytest.raises(CommandError, match=r"KAFKA_JOBS\['HEALTH_FILE'\] .*does not exist"),
+    ):
+        call_command("runkafkaworker", burst=True, skip_checks=True, stdout=StringIO())

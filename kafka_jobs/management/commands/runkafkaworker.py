@@ -29,6 +29,20 @@ from kafka_jobs.topics import create_topics, missing_topics
 from kafka_jobs.worker import ExitCode, Shutdown, Worker
 
 
+def check_health_file_directory(option: str | None, setting: str | None) -> None:
+    """Refuse a health file the worker could not write: it would run, and every probe would call it dead."""
+    path, source = (option, "--health-file") if option else (setting, "KAFKA_JOBS['HEALTH_FILE']")
+    if not path:
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise CommandError(
+            f"{source} {path!r}: the directory {directory} does not exist. Create it or choose another path."
+        )
+    if not os.access(directory, os.W_OK):
+        raise CommandError(f"{source} {path!r}: this process cannot write to {directory}. Choose another path.")
+
+
 def configure_logging(level: str | None) -> None:
     """Apply ``--log-level``, and show kafka_jobs logs on stderr only if the project's LOGGING shows them nowhere.
 
@@ -118,6 +132,7 @@ class Command(BaseCommand):
             self._refuse_with_processes(options)
         try:
             settings = get_settings()
+            check_health_file_directory(options["health_file"], settings.health_file)
             table = get_routes()
             recurring = get_recurring()
             routes = [] if scheduling_only else table.select(options["queues"]) if options["queues"] else list(table)
