@@ -60,7 +60,8 @@ class LatestReader:
         except KafkaException as exc:
             consumer.close()
             raise BrokerUnavailable(
-                f"Could not reach Kafka at {self.settings.bootstrap_servers!r} to read {self.topic!r} ({exc})."
+                f"Could not reach Kafka at {self.settings.bootstrap_servers!r} to read {self.topic!r} ({exc}). "
+                "Check KAFKA_JOBS['BOOTSTRAP_SERVERS'] and that the broker is running."
             ) from exc
         topic = metadata.topics.get(self.topic)
         if topic is None or topic.error is not None or not topic.partitions:

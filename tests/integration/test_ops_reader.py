@@ -9,6 +9,7 @@ import pytest
 from confluent_kafka import Producer
 
 from kafka_jobs.conf import get_settings
+from kafka_jobs.exceptions import BrokerUnavailable
 from kafka_jobs.ops.latest import LatestReader, read_latest
 from tests.helpers import create_topic, unique_topic_name
 
@@ -52,3 +53,12 @@ def test_a_long_lived_reader_reads_only_what_is_new(kafka_bootstrap: str, reques
         assert time.monotonic() - started < 5
     finally:
         reader.close()
+
+
+def test_an_unreachable_broker_is_reported_naming_the_setting_to_check() -> None:
+    settings = get_settings().__class__(bootstrap_servers="127.0.0.1:1")  # a closed port: refused at once
+
+    with pytest.raises(
+        BrokerUnavailable, match=r"Could not reach Kafka at '127.0.0.1:1' .*Check KAFKA_JOBS\['BOOTSTRAP_SERVERS'\]"
+    ):
+        read_latest(settings, "kafka_jobs.reports", limit=1, timeout=1)
