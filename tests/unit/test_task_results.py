@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -199,3 +200,16 @@ def test_results_are_stored_with_use_tz_false_deferred_task_included(log: str) -
         stored = echo.get_result(result.id)
     assert stored.status == TaskResultStatus.SUCCESSFUL
     assert timezone.is_naive(stored.finished_at)
+
+
+def test_prune_without_the_results_table_says_to_migrate_instead_of_a_traceback() -> None:
+    with connection.schema_editor() as editor:
+        editor.delete_model(TaskResultRecord)
+    try:
+        with pytest.raises(
+            CommandError, match=r"does not exist in database 'default': run manage.py migrate kafka_jobs"
+        ):
+            call_command("prunetaskresults", stdout=StringIO())
+    finally:
+        with connection.schema_editor() as editor:
+            editor.create_model(TaskResultRecord)

@@ -6,7 +6,8 @@ import argparse
 import datetime as dt
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections, router
 from django.utils import timezone
 
 from kafka_jobs.models import TaskResultRecord
@@ -40,6 +41,13 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="Count what would be deleted; delete nothing.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        alias = router.db_for_write(TaskResultRecord)
+        with connections[alias].cursor() as cursor:
+            if TaskResultRecord._meta.db_table not in connections[alias].introspection.table_names(cursor):
+                raise CommandError(
+                    f"The task results table does not exist in database {alias!r}: run manage.py migrate "
+                    f"kafka_jobs --database {alias}."
+                )
         now = timezone.now()
         ages = {"SUCCESSFUL": options["days"], "FAILED": options["failed_days"]}
         total = 0
