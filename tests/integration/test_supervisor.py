@@ -174,7 +174,9 @@ def test_a_child_stopped_by_a_critical_job_error_is_restarted_and_the_job_runs_a
     get_producer().flush(10)
     supervisor = kafka_env.start_worker("--processes", "2", "--queues", "single")
 
-    wait_for(lambda: len(read_records_so_far(log)) == 2, 60, message=lambda: supervisor.output()[-3000:])
+    # Generous: the job's second run waits for the group to rebalance after a member died, which Tansu can stall
+    # for 40 s or more (see docs/development.md); on Apache Kafka it takes seconds.
+    wait_for(lambda: len(read_records_so_far(log)) == 2, 150, message=lambda: supervisor.output()[-3000:])
     critical = re.compile(r"worker \d \(pid \d+\) exited with status 3 \(a job raised SystemExit")
     wait_for(lambda: critical.search(supervisor.output()), 30, message=lambda: supervisor.output()[-3000:])
     wait_for(lambda: sum(map(len, children(supervisor).values())) == 3, 30, message=lambda: supervisor.output()[-3000:])
