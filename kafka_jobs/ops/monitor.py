@@ -250,7 +250,10 @@ class WorkerMonitor:
         key = (state.topic, state.partition)
         position, end = self.offsets.get(key, (None, None))
         committed = state.sent.offset if state.sent is not None else None
-        start = committed if committed is not None else position
+        # Before this worker's first commit, lag counts from its oldest unfinished message: the position is past
+        # everything fetched, which would show a lag of 0 while the fetched jobs wait.
+        unfinished = min((lane.messages[0][0].offset() for lane in state if lane.messages), default=None)
+        start = committed if committed is not None else unfinished if unfinished is not None else position
         lag = max(0, end - start) if end is not None and start is not None else None
         retrying = []
         last_error = self.stats.last_error.get(key)

@@ -46,3 +46,25 @@ def test_report_of_a_worker_with_a_retrying_partition_and_the_job_rate() -> None
     assert (retry.offset, retry.failures) == (0, 1)
     assert retry.retry_at is not None and (retry.retry_at - report.reported_at).total_seconds() > 50
     assert report.counters.succeeded == 10
+
+
+def test_lag_before_the_first_commit_counts_the_fetched_jobs_that_wait() -> None:
+    def handler(message: Any, failures: int) -> Outcome:
+        return Outcome(Verdict.RETRY, delay=60.0, error=RuntimeError("nope"))  # the head never finishes
+
+    cluster = FakeCluster()
+    cluster.produce("jobs", 0, b"a", b"b", b"c")
+    executor = FakeExecutor(handler)
+    run = WorkerRun(cluster, [JOBS], executor).start()
+    wait_for(lambda: executor.runs() == [0], 10)
+    monitor = WorkerMonitor(settings())
+    monitor.worker = run.worker
+    monitor.offsets = {("jobs", 0): (3, 3)}  # everything fetched: position == end
+    run.worker.ledger.partitions[("jobs", 0)].sent = None  # as on a partition this worker never committed
+
+    report = monitor.build(WorkerState.RUNNING)
+
+    assert run.stop() == ExitCode.OK
+    (partition,) = [p for p in report.partitions if p.partition == 0]
+    assert partition.committed is None
+    assert partition.lag == 3  # not end - position (0): none of the three ran to completion
