@@ -174,3 +174,30 @@ def results_from_options(alias: str, options: Any) -> NoResults:
             f"got {store!r}."
         )
     return DatabaseResults()
+
+
+def missing_results_table() -> str | None:
+    """Return the database alias that lacks the results table some ``TASKS`` backend keeps results in, or None.
+
+    A worker started without it would run tasks and then fail to record them (dead-lettering each after its
+    retries), so ``runkafkaworker`` refuses to start instead.
+    """
+    from django.conf import settings
+    from django.db import connections, router
+
+    from .checks import kafka_aliases
+    from .models import TaskResultRecord
+
+    tasks = getattr(settings, "TASKS", {})
+    keeps = [
+        alias
+        for alias in kafka_aliases()
+        if isinstance(tasks[alias].get("OPTIONS"), dict) and tasks[alias]["OPTIONS"].get("RESULTS") is not None
+    ]
+    if not keeps:
+        return None
+    alias = router.db_for_write(TaskResultRecord)
+    with connections[alias].cursor() as cursor:
+        if TaskResultRecord._meta.db_table in connections[alias].introspection.table_names(cursor):
+            return None
+    return alias

@@ -146,8 +146,20 @@ class KafkaEnv:
         return str(self.tmp_path / name)
 
 
+@pytest.fixture(scope="session")
+def migrated_test_db(django_db_setup: None, django_db_blocker: Any) -> None:
+    """Migrate the file database the worker processes share, as a deployment's would be (a worker refuses to
+    start when the task results table is missing), whether or not a test of this process used it before."""
+    from django.core.management import call_command
+
+    with django_db_blocker.unblock():
+        call_command("migrate", verbosity=0)
+
+
 @pytest.fixture
-def kafka_env(kafka_bootstrap: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[KafkaEnv]:
+def kafka_env(
+    kafka_bootstrap: str, tmp_path: Path, request: pytest.FixtureRequest, migrated_test_db: None
+) -> Iterator[KafkaEnv]:
     """Point this process at the test broker with unique topics; create the routed topics."""
     name = "".join(c if c.isalnum() else "-" for c in request.node.name)
     env = KafkaEnv(kafka_bootstrap, tmp_path, name)

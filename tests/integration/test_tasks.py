@@ -192,3 +192,15 @@ def test_messages_naming_anything_but_a_task_are_dead_lettered_at_once_and_never
     assert [r["task"] for r in read_records_so_far(log)] == ["echo"]  # only the real task behind them ran
     behind.refresh()
     assert behind.status == TaskResultStatus.SUCCESSFUL
+
+
+def test_a_worker_refuses_to_start_without_the_results_table(kafka_env: KafkaEnv, tmp_path: Path) -> None:
+    # An empty database: migrate was not run there, so no task result could be recorded.
+    worker = kafka_env.start_worker("--queues", "default", KAFKA_JOBS_TEST_DB=str(tmp_path / "unmigrated.sqlite3"))
+
+    code = worker.wait(60)
+
+    assert code != 0
+    assert "the results table does not exist in database 'default': run manage.py migrate kafka_jobs" in (
+        worker.output()
+    )

@@ -43,6 +43,18 @@ def check_health_file_directory(option: str | None, setting: str | None) -> None
         raise CommandError(f"{source} {path!r}: this process cannot write to {directory}. Choose another path.")
 
 
+def refuse_without_results_table() -> None:
+    """Refuse to run tasks whose results could not be recorded (``migrate`` was not run)."""
+    from kafka_jobs.tasks.results import missing_results_table
+
+    alias = missing_results_table()
+    if alias is not None:
+        raise CommandError(
+            f"TASKS keeps task results in the database, but the results table does not exist in database "
+            f"{alias!r}: run manage.py migrate kafka_jobs --database {alias}."
+        )
+
+
 def configure_logging(level: str | None) -> None:
     """Apply ``--log-level``, and show kafka_jobs logs on stderr only if the project's LOGGING shows them nowhere.
 
@@ -152,6 +164,8 @@ class Command(BaseCommand):
                 )
         except KafkaJobsError as exc:
             raise CommandError(str(exc)) from exc
+        if not scheduling_only:
+            refuse_without_results_table()
         relay_aliases = None if options["relay"] is None else outbox_databases(options["relay"])
         shutdown = Shutdown()
         shutdown.install()
