@@ -97,4 +97,4 @@ def screenshot(page: Any, name: str) -> None:
 
 
 # The integration tests' per-test topics, group and worker subprocesses.
-from tests.integration.conftest import kafka_env  # noqa: E402, F401
+from tests.integration.conftest import kafka_env, migrated_test_db  # noqa: E402, F401

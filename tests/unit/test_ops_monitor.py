@@ -28,6 +28,8 @@ def test_report_of_a_worker_with_a_retrying_partition_and_the_job_rate() -> None
     executor = FakeExecutor(handler)
     run = WorkerRun(cluster, [JOBS], executor).start()
     wait_for(lambda: sorted(executor.runs()) == [0, 0, 1], 10)
+    partition = run.worker.ledger.partitions[("jobs", 0)]
+    wait_for(lambda: partition.sent is not None and partition.sent.offset == 2, 10)  # the commit follows the runs
     monitor = WorkerMonitor(settings())
     monitor.worker = run.worker
     monitor.stats.topic("jobs").succeeded = 10
