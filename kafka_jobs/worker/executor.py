@@ -35,7 +35,6 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from django.db import close_old_connections
 from django.dispatch import Signal
 
 from .. import signals
@@ -53,6 +52,7 @@ from ..retry import Action, Decision
 from ..routing import Route, get_routes
 from ..serializer import Envelope, get_serializer, may_pass
 from ..topics import dead_letter_producer_limit
+from .connections import close_old_connections
 
 logger = logging.getLogger("kafka_jobs.worker")
 
