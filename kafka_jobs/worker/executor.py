@@ -35,7 +35,6 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from django.db import close_old_connections
 from django.dispatch import Signal
 
 from .. import signals
@@ -45,7 +44,7 @@ from ..deadletter.delivery import DeadLetterDelivery, Delivered, PendingDeadLett
 from ..deadletter.text import class_name, exception_message, safe_repr
 from ..delays.retry import retry_message
 from ..exceptions import EnqueueError
-from ..execution import run_job, worker_thread_context
+from ..execution import forget_thread_state, run_job, worker_thread_context
 from ..headers import ID_HEADER, JOB_HEADER
 from ..job import Job, MessageInfo
 from ..producer import get_producer
@@ -53,6 +52,7 @@ from ..retry import Action, Decision
 from ..routing import Route, get_routes
 from ..serializer import Envelope, get_serializer, may_pass
 from ..topics import dead_letter_producer_limit
+from .connections import close_old_connections
 
 logger = logging.getLogger("kafka_jobs.worker")
 
@@ -128,6 +128,8 @@ def _info(message: Any) -> MessageInfo:
 
 def _send(signal: Signal, sender: type, **kwargs: Any) -> None:
     """Send an instrumentation signal; a failing receiver is logged and cannot break failure handling."""
+    if signal.receivers:
+        forget_thread_state()  # a receiver may change the thread's language or time zone
     for receiver, result in signal.send_robust(sender, **kwargs):
         if isinstance(result, Exception):
             logger.error("Signal receiver %r raised %r (ignored)", receiver, result, exc_info=result)

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 
+from ..execution import dedicate_thread
 from .executor import Executor, Verdict
 from .ledger import Ledger
 from .partition import Fetched, Lane
@@ -40,6 +41,7 @@ class JobThreads:
             thread.start()
 
     def _main(self) -> None:
+        dedicate_thread()
         try:
             while (lane := self.ledger.next_lane()) is not None:
                 self._run_lane(lane)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.utils import timezone, translation
 
-from kafka_jobs import Job
-from kafka_jobs.execution import job_context, run_job, worker_thread_context
+from kafka_jobs import Job, signals
+from kafka_jobs.execution import dedicate_thread, forget_thread_state, job_context, run_job, worker_thread_context
 
 seen: list[tuple[str, str]] = []
 
@@ -79,3 +80,85 @@ def test_a_locale_or_timezone_that_cannot_be_applied_never_fails_the_job(
     assert translation.get_language() == settings.LANGUAGE_CODE
     assert timezone.get_current_timezone_name() == settings.TIME_ZONE
     assert "ignored" in caplog.text
+
+
+def on_job_thread(body: Any) -> None:
+    """Run ``body`` on a fresh thread dedicated to jobs (as the worker's job threads are)."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        dedicate_thread()
+        try:
+            body()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(10)
+    if errors:
+        raise errors[0]
+
+
+def test_a_dedicated_job_thread_does_not_read_the_defaults_again_between_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen.clear()
+    reads: list[str] = []
+    real = translation.get_language
+
+    def counted() -> str | None:
+        reads.append("language")
+        return real()
+
+    def body() -> None:
+        run_job(probe(settings.LANGUAGE_CODE, settings.TIME_ZONE), context=worker_thread_context)
+        monkeypatch.setattr(translation, "get_language", counted)
+        run_job(probe("fr", "Europe/Paris", leak=True), context=worker_thread_context)
+        run_job(probe(None, None), context=worker_thread_context)
+        run_job(probe("fr", None), context=worker_thread_context)
+
+    on_job_thread(body)
+
+    default = (settings.LANGUAGE_CODE, settings.TIME_ZONE)
+    assert seen == [default, ("fr", "Europe/Paris"), default, ("fr", settings.TIME_ZONE)]
+    # Per job: the probe's own read and the check after the job; none before it (that would make 9).
+    assert len(reads) == 6
+
+
+@pytest.mark.parametrize("signal", [signals.job_started, signals.job_succeeded])
+def test_a_receiver_that_changes_the_language_between_jobs_does_not_leak_into_the_next_job(signal: Any) -> None:
+    seen.clear()
+
+    def meddle(**kwargs: Any) -> None:
+        translation.activate("de")
+        timezone.activate("Asia/Tokyo")
+
+    def body() -> None:
+        signal.connect(meddle)
+        try:
+            run_job(probe("fr", "Europe/Paris"), context=worker_thread_context)
+            run_job(probe(settings.LANGUAGE_CODE, settings.TIME_ZONE), context=worker_thread_context)
+        finally:
+            signal.disconnect(meddle)
+            translation.activate(settings.LANGUAGE_CODE)
+            timezone.activate(settings.TIME_ZONE)
+
+    on_job_thread(body)
+
+    assert seen == [("fr", "Europe/Paris"), (settings.LANGUAGE_CODE, settings.TIME_ZONE)]
+
+
+def test_a_failure_signal_receiver_makes_the_next_job_read_the_thread_state() -> None:
+    seen.clear()
+
+    def body() -> None:
+        run_job(probe(settings.LANGUAGE_CODE, settings.TIME_ZONE), context=worker_thread_context)
+        translation.activate("de")  # what a job_failed / job_retried receiver might do
+        forget_thread_state()
+        try:
+            run_job(probe(settings.LANGUAGE_CODE, settings.TIME_ZONE), context=worker_thread_context)
+        finally:
+            translation.activate(settings.LANGUAGE_CODE)
+
+    on_job_thread(body)
+
+    assert seen == [(settings.LANGUAGE_CODE, settings.TIME_ZONE)] * 2

@@ -1,0 +1,109 @@
+"""``python -m bench.inprocess [N]``: CPU per job of the job path and of perform_later, without a broker.
+
+Repeatable where the broker benches are noisy: N no-op jobs are encoded with the serializer and run through
+``Executor.process`` (decode, build the job, connections, signals, context) on this thread; then N
+``perform_later`` calls run with a producer whose ``produce`` only hands the message to a list.
+Prints microseconds of CPU per job (best of three rounds).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+import django
+
+
+class _Message:
+    __slots__ = ("_offset", "_value")
+
+    def __init__(self, value: bytes, offset: int) -> None:
+        self._value, self._offset = value, offset
+
+    def topic(self) -> str:
+        return "bench.noop6"  # only for log lines
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes | None:
+        return None
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return []
+
+    def value(self) -> bytes:
+        return self._value
+
+
+class _Producer:
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def produce(self, messages: Any, *, sync: bool) -> None:
+        self.sent.extend(messages)
+
+    def close(self, timeout: float) -> None:
+        self.sent.clear()
+
+
+def _best(rounds: int, run: Any) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.process_time()
+        count = run()
+        best = min(best, (time.process_time() - started) / count * 1e6)
+    return best
+
+
+def main(argv: list[str]) -> None:
+    """Measure and print both paths."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+    django.setup()
+    from kafka_jobs import producer as producer_module
+    from kafka_jobs.conf import get_settings
+    from kafka_jobs.execution import dedicate_thread
+    from kafka_jobs.routing import get_routes
+    from kafka_jobs.serializer import get_serializer
+    from kafka_jobs.worker.executor import Executor
+
+    from .jobs import NoopJob
+
+    count = int(argv[0]) if argv else 20000
+    dedicate_thread()  # this thread runs jobs as a worker's job thread does
+    serializer = get_serializer()
+    messages = [_Message(serializer.dumps(NoopJob(i)), i) for i in range(count)]
+    executor = Executor(get_settings())
+    route = get_routes().by_queue[NoopJob.queue_as]
+
+    def owned() -> bool:
+        return True
+
+    def process() -> int:
+        for message in messages:
+            executor.process(message, route, 0, owned)
+        return count
+
+    fake = _Producer()
+    producer_module._instance = (os.getpid(), fake)  # type: ignore[assignment]
+
+    def enqueue() -> int:
+        fake.sent.clear()
+        for i in range(count):
+            NoopJob.perform_later(i)
+        return count
+
+    print(f"job path:      {_best(3, process):6.2f} us CPU per job")
+    try:
+        print(f"perform_later: {_best(3, enqueue):6.2f} us CPU per job")
+    finally:
+        producer_module._instance = None  # nothing to flush at exit
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
