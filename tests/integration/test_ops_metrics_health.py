@@ -130,15 +130,23 @@ def _healthy(path: str) -> bool:
     return True
 
 
+def _two_free_neighbouring_ports() -> int:
+    """Return a port that is free with the one after it (tried up to 50 times: never a silent skip)."""
+    for _ in range(50):
+        with socket.socket() as first, socket.socket() as second:
+            first.bind(("127.0.0.1", 0))
+            port = first.getsockname()[1]
+            try:
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return int(port)
+    raise AssertionError("found no two free neighbouring ports on 127.0.0.1 in 50 tries")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_each_worker_process_serves_its_own_metrics_and_health_file(kafka_env: KafkaEnv, tmp_path: Path) -> None:
-    with socket.socket() as first, socket.socket() as second:  # two free ports next to each other, if we can
-        first.bind(("127.0.0.1", 0))
-        port = first.getsockname()[1]
-        try:
-            second.bind(("127.0.0.1", port + 1))
-        except OSError:
-            pytest.skip("no two free neighbouring ports")
+    port = _two_free_neighbouring_ports()
     health = str(tmp_path / "health.json")
     supervisor = kafka_env.start_worker("--processes", "2", "--metrics-port", str(port), "--health-file", health)
     for index, worker_port in ((1, port), (2, port + 1)):
