@@ -49,6 +49,15 @@ def job_context(job: Job) -> Iterator[None]:
         yield
 
 
+def _activate(job: Job, activate: Callable[[str], object], value: str, default: str, what: str, raw: object) -> None:
+    """Activate ``value`` (a language or time zone); if it cannot be, log it and activate ``default``."""
+    try:
+        activate(value)
+    except Exception as exc:
+        _warn(job, what, raw, exc)
+        activate(default)
+
+
 _worker_thread = threading.local()  # "primed": the defaults were activated once on this thread; see below
 
 
@@ -96,18 +105,10 @@ class worker_thread_context:  # named like the function it replaced: callers pas
         job = self.job
         language = job.locale or settings.LANGUAGE_CODE
         if (language != settings.LANGUAGE_CODE) if known else (translation.get_language() != language):
-            try:
-                translation.activate(language)
-            except Exception as exc:
-                _warn(job, "unusable locale", job.locale, exc)
-                translation.activate(settings.LANGUAGE_CODE)
+            _activate(job, translation.activate, language, settings.LANGUAGE_CODE, "unusable locale", job.locale)
         zone = job.timezone or settings.TIME_ZONE
         if (zone != settings.TIME_ZONE) if known else (timezone.get_current_timezone_name() != zone):
-            try:
-                timezone.activate(zone)
-            except Exception as exc:
-                _warn(job, "unknown timezone", job.timezone, exc)
-                timezone.activate(settings.TIME_ZONE)
+            _activate(job, timezone.activate, zone, settings.TIME_ZONE, "unknown timezone", job.timezone)
 
     def __exit__(self, *exc_info: object) -> None:
         if translation.get_language() != settings.LANGUAGE_CODE:
