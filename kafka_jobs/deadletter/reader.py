@@ -111,15 +111,7 @@ class DeadLetterTopic:
         partition is fetched once from there: the high watermark that comes with the fetch is exact. A page of
         a large DLQ is found from these bounds without reading the rest of it.
         """
-        listed: dict[int, tuple[int, int]] = {}
-        for partition in self.partitions:
-            try:
-                low, high = self.consumer.get_watermark_offsets(
-                    TopicPartition(self.topic, partition), timeout=self.timeout
-                )
-            except KafkaException as exc:
-                raise BrokerUnavailable(f"Could not read the offsets of {self.topic!r}/{partition}: {exc}") from exc
-            listed[partition] = (int(low), int(high))
+        listed = {partition: self._offsets(self.topic, partition) for partition in self.partitions}
         self.consumer.assign([TopicPartition(self.topic, p, high) for p, (_low, high) in listed.items()])
         bounds = dict(listed)
         pending = set(listed)
@@ -152,11 +144,15 @@ class DeadLetterTopic:
 
     def _end(self, topic: str, partition: int) -> int:
         """Return the partition's end as the broker lists it: exact on Apache Kafka, lower on some brokers."""
+        return self._offsets(topic, partition)[1]
+
+    def _offsets(self, topic: str, partition: int) -> tuple[int, int]:
+        """Return the partition's first offset and its end as the broker lists them (see ``_end``)."""
         try:
-            _low, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=self.timeout)
+            low, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=self.timeout)
         except KafkaException as exc:
-            raise BrokerUnavailable(f"Could not read the end of {topic!r} partition {partition}: {exc}") from exc
-        return int(high)
+            raise BrokerUnavailable(f"Could not read the offsets of {topic!r} partition {partition}: {exc}") from exc
+        return int(low), int(high)
 
     def _read(self, topic: str, start: dict[int, int], stop: dict[int, int] | None = None) -> Iterator[Any]:
         stop = dict(stop or {})
