@@ -261,23 +261,23 @@ class Supervisor:
         logger.error(
             "Second %s: killing %d worker process(es) at once; running jobs are not marked", name, len(self.children)
         )
-        for child in list(self.children.values()):
-            self._send(child, signal.SIGKILL)
-            child.process.wait()
-            self._close_ready(child)
-            self.final[child.index] = ExitCode.FORCED
-        self.children.clear()
+        self._kill_children(ExitCode.FORCED)
         self.forced = True  # even if no child was left to kill
 
     def _enforce_stop_deadline(self) -> None:
         if self.stop_deadline is None or self.clock() < self.stop_deadline or not self.children:
             return
-        for child in list(self.children.values()):
+        for child in self.children.values():
             logger.error("%s did not stop within %.0fs: killing it", child.name, self.shutdown_timeout + STOP_GRACE)
+        self._kill_children(ExitCode.SHUTDOWN_TIMEOUT)
+
+    def _kill_children(self, status: ExitCode) -> None:
+        """Kill every child now, wait for it, and record ``status`` as how it ended."""
+        for child in self.children.values():
             self._send(child, signal.SIGKILL)
             child.process.wait()
             self._close_ready(child)
-            self.final[child.index] = ExitCode.SHUTDOWN_TIMEOUT
+            self.final[child.index] = status
         self.children.clear()
 
     def _send(self, child: _Child, sig: int) -> None:
