@@ -15,7 +15,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from kafka_jobs.management.commands.runkafkaworker import configure_logging
+from kafka_jobs.management.commands import runkafkaworker
+from kafka_jobs.management.commands.runkafkaworker import check_health_file_directory, configure_logging
 
 
 @contextlib.contextmanager
@@ -83,3 +84,13 @@ def test_a_health_file_setting_in_a_missing_directory_is_refused_naming_the_sett
         pytest.raises(CommandError, match=r"KAFKA_JOBS\['HEALTH_FILE'\] .*does not exist"),
     ):
         call_command("runkafkaworker", burst=True, skip_checks=True, stdout=StringIO())
+
+
+def test_a_health_file_in_a_directory_this_process_cannot_write_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # os.access is faked: as root, a read-only directory would still be writable.
+    monkeypatch.setattr(runkafkaworker.os, "access", lambda path, mode: False)
+
+    with pytest.raises(CommandError, match=r"--health-file .*: this process cannot write to .*Choose another path"):
+        check_health_file_directory(str(tmp_path / "health"), None)
