@@ -183,8 +183,9 @@ def missing_results_table() -> str | None:
     retries), so ``runkafkaworker`` refuses to start instead.
     """
     from django.conf import settings
-    from django.db import connections, router
+    from django.db import router
 
+    from ..outbox.inspection import table_exists
     from .checks import kafka_aliases
     from .models import TaskResultRecord
 
@@ -197,7 +198,4 @@ def missing_results_table() -> str | None:
     if not keeps:
         return None
     alias = router.db_for_write(TaskResultRecord)
-    with connections[alias].cursor() as cursor:
-        if TaskResultRecord._meta.db_table in connections[alias].introspection.table_names(cursor):
-            return None
-    return alias
+    return None if table_exists(TaskResultRecord, alias) else alias
