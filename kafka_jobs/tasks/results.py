@@ -170,7 +170,6 @@ def missing_results_table() -> str | None:
     A worker started without it would run tasks and then fail to record them (dead-lettering each after its
     retries), so ``runkafkaworker`` refuses to start instead.
     """
-    from django.conf import settings
     from django.db import router
 
     from ..outbox.inspection import table_exists
@@ -178,12 +177,8 @@ def missing_results_table() -> str | None:
     from .models import TaskResultRecord
 
     tasks = getattr(settings, "TASKS", {})
-    keeps = [
-        alias
-        for alias in kafka_aliases()
-        if isinstance(tasks[alias].get("OPTIONS"), dict) and tasks[alias]["OPTIONS"].get("RESULTS") is not None
-    ]
-    if not keeps:
+    options = [tasks[alias].get("OPTIONS") for alias in kafka_aliases()]
+    if not any(isinstance(option, dict) and option.get("RESULTS") is not None for option in options):
         return None
     alias = router.db_for_write(TaskResultRecord)
     return None if table_exists(TaskResultRecord, alias) else alias
