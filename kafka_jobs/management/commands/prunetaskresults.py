@@ -49,10 +49,11 @@ class Command(BaseCommand):
                 f"kafka_jobs --database {alias}."
             )
         now = timezone.now()
-        ages = {"SUCCESSFUL": options["days"], "FAILED": options["failed_days"]}
+        failed_days = options["failed_days"]
+        ages = {"SUCCESSFUL": options["days"], "FAILED": options["days"] if failed_days is None else failed_days}
         total = 0
         for status in FINISHED:
-            age = ages[status] if ages[status] is not None else options["days"]
+            age = ages[status]
             selected = finished_before(now - dt.timedelta(days=age), status)
             count = selected.count() if options["dry_run"] else selected.delete()[0]
             total += count
