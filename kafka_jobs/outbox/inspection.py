@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 
-from django.db import connections
+from django.db import connections, models
 from django.db.models import Min, QuerySet
 from django.utils import timezone
 
@@ -72,12 +72,13 @@ def purge(alias: str, ids: Sequence[int] | None) -> int:
     return _failed(alias, ids)._raw_delete(alias)
 
 
+def table_exists(model: type[models.Model], alias: str) -> bool:
+    """Return whether ``model``'s table exists in database ``alias`` (whether ``migrate`` was run there)."""
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        return model._meta.db_table in connection.introspection.table_names(cursor)
+
+
 def unmigrated(aliases: Sequence[str]) -> list[str]:
     """Return the aliases whose database has no outbox table (``migrate kafka_jobs`` was not run there)."""
-    table = OutboxMessage._meta.db_table
-    missing = []
-    for alias in aliases:
-        with connections[alias].cursor() as cursor:
-            if table not in connections[alias].introspection.table_names(cursor):
-                missing.append(alias)
-    return missing
+    return [alias for alias in aliases if not table_exists(OutboxMessage, alias)]

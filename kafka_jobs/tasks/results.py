@@ -19,6 +19,8 @@ from .compat import TaskError, TaskResult, TaskResultDoesNotExist, TaskResultSta
 from .resolver import resolve_task
 
 RESULT_STORES = ("database",)
+# The fields a stored row and a TaskResult hold alike; the others are converted by to_result() and _record().
+SAME_FIELDS = ("id", "backend", "enqueued_at", "started_at", "finished_at", "last_attempted_at", "args", "kwargs")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,17 +114,10 @@ def to_result(row: Any) -> TaskResult:
     task = task.using(backend=row.backend, queue_name=row.queue_name, run_after=row.run_after)
     result: TaskResult = TaskResult(
         task=task,
-        id=row.id,
         status=TaskResultStatus(row.status),
-        enqueued_at=row.enqueued_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        last_attempted_at=row.last_attempted_at,
-        args=row.args,
-        kwargs=row.kwargs,
-        backend=row.backend,
         errors=_errors(row.errors),
         worker_ids=list(row.worker_ids),
+        **{name: getattr(row, name) for name in SAME_FIELDS},
     )
     if result.status == TaskResultStatus.SUCCESSFUL:
         object.__setattr__(result, "_return_value", row.return_value)
@@ -138,22 +133,15 @@ def _record(result: TaskResult) -> Any:
 
     task = result.task
     return TaskResultRecord(
-        id=result.id,
         task_path=task.module_path,
-        backend=result.backend,
         queue_name=task.queue_name,
         priority=task.priority,
         run_after=local_time(task.run_after),  # aware when it came through a message
         status=str(result.status),
-        enqueued_at=result.enqueued_at,
-        started_at=result.started_at,
-        finished_at=result.finished_at,
-        last_attempted_at=result.last_attempted_at,
-        args=result.args,
-        kwargs=result.kwargs,
         return_value=result.return_value if result.status == TaskResultStatus.SUCCESSFUL else None,
         errors=[{"exception_class_path": e.exception_class_path, "traceback": e.traceback} for e in result.errors],
         worker_ids=list(result.worker_ids),
+        **{name: getattr(result, name) for name in SAME_FIELDS},
     )
 
 
@@ -182,22 +170,15 @@ def missing_results_table() -> str | None:
     A worker started without it would run tasks and then fail to record them (dead-lettering each after its
     retries), so ``runkafkaworker`` refuses to start instead.
     """
-    from django.conf import settings
-    from django.db import connections, router
+    from django.db import router
 
+    from ..outbox.inspection import table_exists
     from .checks import kafka_aliases
     from .models import TaskResultRecord
 
     tasks = getattr(settings, "TASKS", {})
-    keeps = [
-        alias
-        for alias in kafka_aliases()
-        if isinstance(tasks[alias].get("OPTIONS"), dict) and tasks[alias]["OPTIONS"].get("RESULTS") is not None
-    ]
-    if not keeps:
+    options = [tasks[alias].get("OPTIONS") for alias in kafka_aliases()]
+    if not any(isinstance(option, dict) and option.get("RESULTS") is not None for option in options):
         return None
     alias = router.db_for_write(TaskResultRecord)
-    with connections[alias].cursor() as cursor:
-        if TaskResultRecord._meta.db_table in connections[alias].introspection.table_names(cursor):
-            return None
-    return alias
+    return None if table_exists(TaskResultRecord, alias) else alias

@@ -75,20 +75,25 @@ def count_rows(database: Path) -> tuple[int, int]:
     return int(rows), int(distinct)
 
 
-def test_demo_runs_every_job_enqueued_through_the_view_and_leaves_no_process(
-    kafka_bootstrap: str, tmp_path: Path
-) -> None:
-    marker = uuid.uuid4().hex
+def run_demo(bootstrap: str, tmp_path: Path, marker: str, *args: str) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run ``python -m testproject.demo *args`` to the end; return it and its stdout + stderr."""
     result = subprocess.run(
-        [sys.executable, "-m", "testproject.demo", "--jobs", "60", "--timeout", "60"],
+        [sys.executable, "-m", "testproject.demo", *args],
         cwd=ROOT,
-        env=demo_env(kafka_bootstrap, tmp_path, marker),
+        env=demo_env(bootstrap, tmp_path, marker),
         capture_output=True,
         text=True,
         timeout=180,
         check=False,
     )
-    output = result.stdout + result.stderr
+    return result, result.stdout + result.stderr
+
+
+def test_demo_runs_every_job_enqueued_through_the_view_and_leaves_no_process(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    marker = uuid.uuid4().hex
+    result, output = run_demo(kafka_bootstrap, tmp_path, marker, "--jobs", "60", "--timeout", "60")
 
     assert result.returncode == 0, output
     assert f"Using the Kafka cluster at {kafka_bootstrap}" in output
@@ -104,16 +109,7 @@ def test_demo_kind_task_runs_the_django_task_enqueued_through_the_view_and_reads
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     marker = uuid.uuid4().hex
-    result = subprocess.run(
-        [sys.executable, "-m", "testproject.demo", "--kind", "task", "--jobs", "30", "--timeout", "60"],
-        cwd=ROOT,
-        env=demo_env(kafka_bootstrap, tmp_path, marker),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    output = result.stdout + result.stderr
+    result, output = run_demo(kafka_bootstrap, tmp_path, marker, "--kind", "task", "--jobs", "30", "--timeout", "60")
 
     assert result.returncode == 0, output
     assert "30/30 tasks done" in output

@@ -7,10 +7,11 @@ import datetime as dt
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connections, router
+from django.db import router
 from django.utils import timezone
 
 from kafka_jobs.models import TaskResultRecord
+from kafka_jobs.outbox.inspection import table_exists
 from kafka_jobs.tasks.models import FINISHED, finished_before
 
 DEFAULT_DAYS = 14.0
@@ -42,17 +43,17 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         alias = router.db_for_write(TaskResultRecord)
-        with connections[alias].cursor() as cursor:
-            if TaskResultRecord._meta.db_table not in connections[alias].introspection.table_names(cursor):
-                raise CommandError(
-                    f"The task results table does not exist in database {alias!r}: run manage.py migrate "
-                    f"kafka_jobs --database {alias}."
-                )
+        if not table_exists(TaskResultRecord, alias):
+            raise CommandError(
+                f"The task results table does not exist in database {alias!r}: run manage.py migrate "
+                f"kafka_jobs --database {alias}."
+            )
         now = timezone.now()
-        ages = {"SUCCESSFUL": options["days"], "FAILED": options["failed_days"]}
+        failed_days = options["failed_days"]
+        ages = {"SUCCESSFUL": options["days"], "FAILED": options["days"] if failed_days is None else failed_days}
         total = 0
         for status in FINISHED:
-            age = ages[status] if ages[status] is not None else options["days"]
+            age = ages[status]
             selected = finished_before(now - dt.timedelta(days=age), status)
             count = selected.count() if options["dry_run"] else selected.delete()[0]
             total += count
