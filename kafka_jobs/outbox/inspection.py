@@ -6,10 +6,10 @@ import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 
-from django.db import connections, models
 from django.db.models import Min, QuerySet
 from django.utils import timezone
 
+from ..dbtables import table_exists
 from .models import OutboxMessage
 
 
@@ -70,13 +70,6 @@ def retry(alias: str, ids: Sequence[int] | None) -> int:
 def purge(alias: str, ids: Sequence[int] | None) -> int:
     """Delete failed rows (those in ``ids``, or all) for good; return how many."""
     return _failed(alias, ids)._raw_delete(alias)
-
-
-def table_exists(model: type[models.Model], alias: str) -> bool:
-    """Return whether ``model``'s table exists in database ``alias`` (whether ``migrate`` was run there)."""
-    connection = connections[alias]
-    with connection.cursor() as cursor:
-        return model._meta.db_table in connection.introspection.table_names(cursor)
 
 
 def unmigrated(aliases: Sequence[str]) -> list[str]:

@@ -172,7 +172,7 @@ def missing_results_table() -> str | None:
     """
     from django.db import router
 
-    from ..outbox.inspection import table_exists
+    from ..dbtables import table_exists
     from .checks import kafka_aliases
     from .models import TaskResultRecord
 

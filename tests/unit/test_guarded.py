@@ -34,7 +34,7 @@ def test_an_error_in_a_thread_stops_the_process_with_status_1(caplog: pytest.Log
     assert "The part 0 stopped on an error; stopping" in caplog.text
 
 
-def test_the_foreground_run_ends_when_every_thread_ended_and_close_stops_the_others() -> None:
+def test_the_foreground_run_ends_when_every_thread_ended_and_close_sets_the_stop_event() -> None:
     shutdown = Shutdown()
     threads = Threads(shutdown, lambda: None)
 

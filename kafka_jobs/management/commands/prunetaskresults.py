@@ -10,8 +10,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import router
 from django.utils import timezone
 
+from kafka_jobs.dbtables import table_exists
 from kafka_jobs.models import TaskResultRecord
-from kafka_jobs.outbox.inspection import table_exists
 from kafka_jobs.tasks.models import FINISHED, finished_before
 
 DEFAULT_DAYS = 14.0
