@@ -131,10 +131,7 @@ class Fleet:
     @property
     def counters(self) -> Counters:
         """The live workers' counters added up (since each started)."""
-        totals = dict.fromkeys(f.name for f in dataclasses.fields(Counters))
-        for name in totals:
-            totals[name] = sum(getattr(w.report.counters, name) for w in self.live)
-        return Counters(**totals)  # type: ignore[arg-type]
+        return sum((w.report.counters for w in self.live), Counters())
 
     @property
     def paused_queues(self) -> list[QueueRow]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from threading import get_ident
-from time import monotonic, time
+from time import monotonic
 from typing import Any
 
 from ..conf import KafkaJobsSettings
@@ -50,7 +50,7 @@ class ObservedExecutor(Executor):
     ) -> Outcome:
         stats = self.stats
         thread = get_ident()
-        stats.running[thread] = (message, time())
+        stats.started(thread, message)
         started = monotonic()
         outcome = None
         try:

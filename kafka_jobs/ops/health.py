@@ -66,7 +66,11 @@ class Health:
             data: Any = json.loads(raw)
             return cls(int(data["pid"]), str(data["worker_id"]), float(data["loop"]), float(data["consumer_ok"]))
         except (ValueError, KeyError, TypeError) as exc:
-            raise ReportError(f"{path} is not a kafka_jobs health file: {exc}") from exc
+            why = f"no {exc} field" if isinstance(exc, KeyError) else str(exc)
+            raise ReportError(
+                f"{path} is not a kafka_jobs health file ({why}). Point --file at the file the worker writes "
+                "(runkafkaworker --health-file or KAFKA_JOBS['HEALTH_FILE'])."
+            ) from exc
 
 
 class HealthFile:

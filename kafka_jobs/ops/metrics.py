@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from .monitor import WorkerMonitor
 
 DEFAULT_METRICS_HOST = "127.0.0.1"
+# The histogram's "le" labels, the same for every queue.
+_BOUNDS = (*map(str, DURATION_BUCKETS), "+Inf")
 _COUNTERS = (
     ("succeeded", "Jobs that returned"),
     ("failed", "Failed job runs, whatever followed"),
@@ -71,9 +73,8 @@ class WorkerCollector:
         )
         for topic, stats in topics:
             counts = list(itertools.accumulate(stats.buckets))
-            bounds = [*map(str, DURATION_BUCKETS), "+Inf"]
             durations.add_metric(
-                [queue_of.get(topic, topic)], list(zip(bounds, counts, strict=True)), stats.duration_sum
+                [queue_of.get(topic, topic)], list(zip(_BOUNDS, counts, strict=True)), stats.duration_sum
             )
         yield durations
         running = core.GaugeMetricFamily("kafka_jobs_running_jobs", "Jobs running now, by queue.", labels=["queue"])

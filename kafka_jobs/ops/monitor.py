@@ -215,7 +215,7 @@ class WorkerMonitor:
             job, job_id = job_of(message)
             started = dt.datetime.fromtimestamp(since, dt.UTC)
             running.append(RunningJob(job, job_id, message.topic(), message.partition(), message.offset(), started))
-        queue_of = {topic: route.queue for topic, route in worker.routes.items()}
+        queue_of = self.queue_of_topic()
         counters = self.stats.totals()
         runs = counters.succeeded + counters.failed
         since, before = self._previous_runs

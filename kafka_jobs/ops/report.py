@@ -86,6 +86,10 @@ class Counters:
         """Read counters; unknown keys (from a newer worker) are ignored."""
         return cls(**{f.name: int(data.get(f.name, 0)) for f in dataclasses.fields(cls)})
 
+    def __add__(self, other: Counters) -> Counters:
+        """Return the two counters added up, field by field."""
+        return Counters(*(getattr(self, f.name) + getattr(other, f.name) for f in dataclasses.fields(Counters)))
+
 
 @dataclasses.dataclass(frozen=True)
 class Retrying:

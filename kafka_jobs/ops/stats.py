@@ -157,14 +157,4 @@ class JobStats:
 
     def totals(self) -> Counters:
         """Return the counters summed over every topic."""
-        total = Counters()
-        for stats in list(self.topics.values()):
-            c = stats.counters()
-            total = Counters(
-                total.succeeded + c.succeeded,
-                total.failed + c.failed,
-                total.retried + c.retried,
-                total.discarded + c.discarded,
-                total.dead_lettered + c.dead_lettered,
-            )
-        return total
+        return sum((stats.counters() for stats in list(self.topics.values())), Counters())

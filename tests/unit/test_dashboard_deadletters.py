@@ -101,6 +101,16 @@ def test_a_topic_page_shows_the_newest_messages_with_their_job_and_error(source:
     assert "Replay" not in text  # view permission only: no actions
 
 
+def test_bad_query_parameters_show_the_newest_page_instead_of_failing(source: FakeLetterSource) -> None:
+    query = "?partition=x&before=1.5&size=&state=bogus"
+    response = client_for("view_dashboard").get(f"{BASE}{TOPIC}/{query}")
+
+    assert response.status_code == 200
+    assert response.context["partition"] == 0
+    page = response.context["page"]
+    assert page.letters[0].offset == 9 and not page.filters
+
+
 def test_the_filters_are_applied_and_kept_in_the_paging_links(source: FakeLetterSource) -> None:
     response = client_for("view_dashboard").get(f"{BASE}{TOPIC}/?error=failure+3&job=failing")
 

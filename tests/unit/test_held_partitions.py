@@ -29,6 +29,16 @@ def failing_once(delay: float) -> FakeExecutor:
     return FakeExecutor(handler)
 
 
+def failed_once(delay: float) -> tuple[WorkerRun, FakeExecutor]:
+    """Start a worker on b"fail", b"b" of ``TP``; return once b"fail" failed (retried after ``delay``)."""
+    cluster = FakeCluster()
+    cluster.produce("jobs", 0, b"fail", b"b")
+    executor = failing_once(delay)
+    run = WorkerRun(cluster, [JOBS], executor).start()
+    wait_for(lambda: executor.runs("jobs") == [0], WAIT)
+    return run, executor
+
+
 def turns(consumer: FakeConsumer, count: int) -> None:
     """Wait until the poll loop turned ``count`` more times."""
     start = consumer.polls
@@ -57,11 +67,7 @@ def test_held_before_assignment_nothing_runs_until_released() -> None:
 
 
 def test_backoff_ending_while_held_keeps_the_partition_paused_until_released() -> None:
-    cluster = FakeCluster()
-    cluster.produce("jobs", 0, b"fail", b"b")
-    executor = failing_once(0.2)
-    run = WorkerRun(cluster, [JOBS], executor).start()
-    wait_for(lambda: executor.runs("jobs") == [0], WAIT)
+    run, executor = failed_once(0.2)
     run.worker.ledger.hold(HELD)
     state = run.worker.ledger.partitions[TP]
     wait_for(lambda: all(lane.retry_at is None for lane in state), WAIT)  # the backoff is over
@@ -77,11 +83,7 @@ def test_backoff_ending_while_held_keeps_the_partition_paused_until_released() -
 
 
 def test_release_during_a_backoff_keeps_the_partition_paused_until_the_retry() -> None:
-    cluster = FakeCluster()
-    cluster.produce("jobs", 0, b"fail", b"b")
-    executor = failing_once(3.0)
-    run = WorkerRun(cluster, [JOBS], executor).start()
-    wait_for(lambda: executor.runs("jobs") == [0], WAIT)
+    run, executor = failed_once(3.0)
     consumer = run.consumer
     assert consumer is not None
     run.worker.ledger.hold(HELD)

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaException
-from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -65,11 +64,6 @@ def require_change(request: HttpRequest, model_admin: DashboardAdmin) -> None:
     """Raise ``PermissionDenied`` unless the user may act (``kafka_jobs.change_dashboard``)."""
     if not model_admin.has_change_permission(request):
         raise PermissionDenied
-
-
-def report_failure(request: HttpRequest, what: str, exc: Exception) -> None:
-    """Show an action's failure as an error message on the next page."""
-    messages.error(request, f"{what} failed: {exc}")
 
 
 def back(request: HttpRequest, default: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
@@ -39,6 +41,16 @@ def _close(source: LetterSource) -> None:
     close = getattr(source, "close", None)
     if close is not None:
         close()
+
+
+@contextlib.contextmanager
+def _opened(topic: str) -> Iterator[LetterSource]:
+    """Open a DLQ topic for reading; close it afterwards."""
+    source = open_topic(topic)
+    try:
+        yield source
+    finally:
+        _close(source)
 
 
 def dlq_routes() -> dict[str, Route]:
@@ -100,11 +112,8 @@ def topic(request: HttpRequest, model_admin: DashboardAdmin, topic: str) -> Http
     filters = Filters.from_query(query)
     context: dict[str, object] = {"topic": topic, "route": route, "filters": filters, "partition": partition}
     try:
-        source = open_topic(topic)
-        try:
+        with _opened(topic) as source:
             page = read_page(source, partition, before=before, size=size, filters=filters)
-        finally:
-            _close(source)
     except LookupError as exc:
         raise Http404(str(exc)) from exc
     except BROKER_ERRORS as exc:
@@ -140,11 +149,8 @@ def letter(request: HttpRequest, model_admin: DashboardAdmin, topic: str, partit
     route = _route(topic)
     context: dict[str, object] = {"topic": topic, "route": route, "partition": partition, "offset": offset}
     try:
-        source = open_topic(topic)
-        try:
+        with _opened(topic) as source:
             found = read_letter(source, partition, offset)
-        finally:
-            _close(source)
     except BROKER_ERRORS as exc:
         context["error"] = str(exc)
     else:
@@ -213,11 +219,8 @@ def _confirm_all(request: HttpRequest, model_admin: DashboardAdmin, topic: str) 
     """Ask before replaying every pending message of ``topic``, saying how many there are."""
     context: dict[str, object] = {"topic": topic}
     try:
-        source = open_topic(topic)
-        try:
+        with _opened(topic) as source:
             summaries: list[PartitionSummary] = summarize(source.bounds(), source.ledger())
-        finally:
-            _close(source)
     except BROKER_ERRORS as exc:
         context["error"] = str(exc)
     else:
