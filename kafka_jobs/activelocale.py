@@ -2,12 +2,12 @@
 
 Django keeps both in asgiref ``Local`` objects. Reading a value that is not set (the usual case outside a
 request) raises and catches two exceptions under a lock: ``get_language()`` and
-``get_current_timezone_name()`` together cost more than the rest of encoding a job. asgiref keeps a
-``Local``'s values in a ``ContextVar`` and stores a new object there whenever one is set or deleted, so
+``get_current_timezone_name()`` together cost more than the rest of encoding a job. asgiref (since 3.12)
+keeps a ``Local``'s values in a ``ContextVar`` and stores a new object there whenever one is set or deleted, so
 each thread remembers the two stored objects it last saw and the answer they gave, and asks Django again
 only when one of them is replaced (``activate``, ``override``, a new request or task, Django replacing a
 ``Local`` when ``LANGUAGE_CODE`` changes or translations are reloaded) or when a setting changes.
-With an asgiref that stores values otherwise, every call asks Django.
+With an older asgiref, every call asks Django.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ def _value_var(local: Any) -> ContextVar[Any] | None:
     """Return the ContextVar that holds ``local``'s values, or None if this asgiref keeps them otherwise."""
     storage = vars(local).get("_storage")
     variable = getattr(storage, "__dict__", {}).get("_data")
-    # _Storage: values are copied into a new object on every change (asgiref >= 3.11), never changed in place.
+    # _Storage (asgiref >= 3.12): values are copied into a new object on every change, never changed in place;
+    # before 3.12 the stored dict itself was changed, so nothing could tell a change and Django is asked each time.
     if isinstance(variable, ContextVar) and hasattr(asgiref_local, "_Storage"):
         return variable
     return None
