@@ -60,7 +60,7 @@ def current() -> tuple[str | None, str]:
         return translation.get_language(), timezone.get_current_timezone_name()
     # Read through the modules each time: Django replaces a Local when LANGUAGE_CODE changes or translations
     # are reloaded (its stored object then differs from the one seen: nothing or a new one).
-    language_stored = trans_real._active._storage._data.get(_MISSING)
+    language_stored = trans_real._active._storage._data.get(_MISSING)  # type: ignore[attr-defined]
     zone_stored = timezone._active._storage._data.get(_MISSING)  # type: ignore[attr-defined]
     key = (_generation, language_stored, zone_stored)
     seen = _seen
