@@ -89,7 +89,7 @@ def _decode_int(obj: dict[str, Any]) -> int:
 
 def _microseconds(obj: dict[str, Any]) -> int:
     value = obj["v"]
-    if isinstance(value, dict) and value.get(TAG) == "int":  # beyond 2**63 microseconds (292,000 years)
+    if isinstance(value, dict) and value.get(TAG) == "int":  # 292,000 years and more
         return _decode_int(value)
     return _items(obj, int)  # type: ignore[no-any-return]
 
