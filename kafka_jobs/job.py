@@ -91,27 +91,29 @@ class Job:
         job._setup(args, kwargs, job_id)
         return job
 
+    # Per-job state. The defaults live on the class, so a new job sets only what differs (enqueue cost).
+    executions: int = 0
+    enqueued_at: dt.datetime | None = None
+    scheduled_at: dt.datetime | None = None
+    # A relative wait (``set(wait=...)``): the backend turns it into ``scheduled_at`` at each enqueue.
+    scheduled_wait: dt.timedelta | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    partition_key: Any = None
+    partition: int | None = None
+    # Per-call outbox choice (``set(outbox=...)``): None, True, False or a database alias.
+    outbox: bool | str | None = None
+    message: MessageInfo | None = None
+    successfully_enqueued: bool = False
+    last_duration: float | None = None
+    # Custom context carried from enqueue to perform (kafka_jobs.ops.context): key -> JSON value.
+    context: dict[str, Any] | None = None
+
     def _setup(self, args: list[Any], kwargs: dict[str, Any], job_id: str) -> None:
         self.args: list[Any] = args
         self.kwargs: dict[str, Any] = kwargs
         self.job_id: str = job_id
         self.queue_name: str = type(self).queue_as
-        self.executions: int = 0
-        self.enqueued_at: dt.datetime | None = None
-        self.scheduled_at: dt.datetime | None = None
-        # A relative wait (``set(wait=...)``): the backend turns it into ``scheduled_at`` at each enqueue.
-        self.scheduled_wait: dt.timedelta | None = None
-        self.locale: str | None = None
-        self.timezone: str | None = None
-        self.partition_key: Any = None
-        self.partition: int | None = None
-        # Per-call outbox choice (``set(outbox=...)``): None, True, False or a database alias.
-        self.outbox: bool | str | None = None
-        self.message: MessageInfo | None = None
-        self.successfully_enqueued: bool = False
-        self.last_duration: float | None = None
-        # Custom context carried from enqueue to perform (kafka_jobs.ops.context): key -> JSON value.
-        self.context: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.job_id} queue={self.queue_name!r}>"
@@ -162,9 +164,7 @@ class Job:
 
     def enqueue(self) -> Self:
         """Enqueue this job instance on the configured backend and return it."""
-        from .backends import get_backend
-
-        get_backend().enqueue(self)
+        backends.get_backend().enqueue(self)
         return self
 
     def run(self) -> Any:
@@ -247,10 +247,12 @@ def perform_all_later(jobs: Iterable[Job]) -> int:
     the others at once. Each of the two groups keeps the batch's order, and the jobs sent at once go
     before the waiting ones, wherever they stood; a batch whose jobs all decide alike keeps its order.
     """
-    from .backends import get_backend
-
     batch = list(jobs)
     for job in batch:
         if not isinstance(job, Job):
             raise InvalidJob(f"perform_all_later takes Job instances, got {type(job).__name__}.")
-    return get_backend().enqueue_many(batch) if batch else 0
+    return backends.get_backend().enqueue_many(batch) if batch else 0
+
+
+# Imported last: the backends import this module (bound here, not in each call: enqueueing is a hot path).
+from . import backends  # noqa: E402

@@ -13,7 +13,6 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -66,15 +65,30 @@ class _Delivery:
         self.done.set()
 
 
-def _report_async_failure(message: OutgoingMessage, err: KafkaError | None, _msg: Message) -> None:
-    """Log a failed ``produce_async`` delivery (bound to its message with ``partial``: cheaper than an object)."""
+def _report_async_failure(err: KafkaError | None, msg: Message) -> None:
+    """Log a failed ``produce_async`` delivery, naming the job from the message's envelope.
+
+    One function for every async message: a callable bound to each message would cost an object per job
+    (and a delivery report carries the message's value, but not its headers).
+    """
     if err is not None:
         logger.error(
             "Delivery of %s to topic %s failed: %s. The job was NOT enqueued.",
-            message.description or "a message",
-            message.topic,
+            _described(msg.value()),
+            msg.topic(),
             err.str(),
         )
+
+
+def _described(value: bytes | None) -> str:
+    """Name the job whose envelope is ``value`` ("a message" if it is not one)."""
+    from .serializer import get_serializer  # imported here: the serializer's imports lead back to this module
+
+    try:
+        envelope = get_serializer().loads(value)
+    except Exception:
+        return "a message"
+    return f"job {envelope.job} {envelope.job_id}"
 
 
 def _error_for(message: OutgoingMessage, err: KafkaError | KafkaException | BufferError | str) -> EnqueueError:
@@ -146,7 +160,7 @@ class JobProducer:
         deadline = time.monotonic() + wait
         if not sync:  # nothing to wait for: a failure is only logged
             for message in messages:
-                self._enqueue(message, partial(_report_async_failure, message), deadline)
+                self._enqueue(message, _report_async_failure, deadline)
             return
         deliveries = []
         for message in messages:
@@ -198,6 +212,9 @@ _instance: tuple[int, JobProducer] | None = None
 def get_producer() -> JobProducer:
     """Return this process's producer, creating it on first use (and again after a fork)."""
     global _instance
+    instance = _instance  # read without the lock first: called for every enqueue
+    if instance is not None and instance[0] == os.getpid():
+        return instance[1]
     with _lock:
         if _instance is None or _instance[0] != os.getpid():
             _instance = (os.getpid(), JobProducer(get_settings()))

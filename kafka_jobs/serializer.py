@@ -25,10 +25,10 @@ from typing import Any, Protocol
 
 import orjson
 from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, NotSupportedError
-from django.utils import timezone, translation
 from django.utils.module_loading import import_string
 
-from . import arguments, registry
+from . import activelocale, arguments, registry
+from .conf import get_settings
 from .deadletter.text import class_name, exception_message
 from .exceptions import ConfigurationError, DecodeError, EncodeError, UnsupportedEnvelopeVersion
 from .job import Job
@@ -105,13 +105,8 @@ class Envelope:
 
 
 def stamp_context(jobs: Iterable[Job]) -> None:
-    """Record the caller's active language and time zone on ``jobs`` that have none (run with them later).
-
-    Read once for a whole batch: Django keeps both in asgiref locals, whose lookups cost more than the
-    rest of a job's encoding.
-    """
-    locale = translation.get_language()
-    zone = timezone.get_current_timezone_name()
+    """Record the caller's active language and time zone on ``jobs`` that have none (run with them later)."""
+    locale, zone = activelocale.current()  # Django's lookups cost more than the rest of a job's encoding
     for job in jobs:
         if job.locale is None:
             job.locale = locale
@@ -288,6 +283,4 @@ def _load(path: str) -> Serializer:
 
 def get_serializer() -> Serializer:
     """Return the configured serializer instance."""
-    from .conf import get_settings
-
     return _load(get_settings().serializer)

@@ -11,7 +11,7 @@ from typing import Any
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from . import backends, conf, routing
+from . import activelocale, backends, conf, routing
 
 SETTINGS = ("JOB_BACKEND", "KAFKA_JOBS")
 
@@ -19,6 +19,7 @@ SETTINGS = ("JOB_BACKEND", "KAFKA_JOBS")
 @receiver(setting_changed, dispatch_uid="kafka_jobs.signal_handlers.reset_on_setting_changed")
 def reset_on_setting_changed(*, setting: str, **_: Any) -> None:
     """Rebuild settings, backend and routes on next use when ``override_settings`` changes ours."""
+    activelocale.forget()  # any setting: LANGUAGE_CODE, TIME_ZONE, USE_I18N... decide the default answer
     if setting in SETTINGS:
         conf.get_settings.cache_clear()
         backends.reset()

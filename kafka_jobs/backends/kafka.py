@@ -74,6 +74,12 @@ class KafkaBackend(BaseBackend):
 
     supports_defer = True  # a scheduled job waits in the delay tiers until it is due
 
+    def __init__(self, alias: str) -> None:
+        super().__init__(alias)
+        from ..outbox import store  # its models need the app registry, ready once a backend is built
+
+        self._outbox = store
+
     def validate_job(self, job: Job) -> None:
         """Also refuse a job whose queue is not routed, so a typo in ``queue_as`` fails here, not in a stray topic."""
         super().validate_job(job)
@@ -107,9 +113,8 @@ class KafkaBackend(BaseBackend):
 
     def outbox_database(self, job: Job) -> str | None:
         """The database of the job's outbox row if it goes through the outbox (``kafka_jobs.outbox.store``)."""
-        from ..outbox.store import database_for, wants_outbox
-
-        return database_for(job) if wants_outbox(job, get_settings()) else None
+        store = self._outbox
+        return store.database_for(job) if store.wants_outbox(job, get_settings()) else None
 
     def dispatch(self, prepared: Prepared) -> None:
         """Produce one job, waiting for the acknowledgement if the job's dispatch method is sync."""
