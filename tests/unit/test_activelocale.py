@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
 
+import pytest
 from django.test import override_settings
 from django.utils import timezone, translation
 
 from kafka_jobs import activelocale
+
+
+@pytest.fixture(autouse=True)
+def nothing_active() -> Iterator[None]:
+    """Start with nothing activated on this thread: an earlier test (a job run here) may have left the defaults."""
+    translation.deactivate()
+    timezone.deactivate()
+    yield
+    translation.deactivate()
+    timezone.deactivate()
 
 
 def django_answer() -> tuple[str | None, str]:
