@@ -40,7 +40,7 @@ _REQUIRED = ("job", "id", "queue", "args", "kwargs")
 # surrogates, str subclasses as dict keys), for a context that is not plain, and for reset_executions.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 # Digits to "0", the rest to " ": an int literal that orjson reads as a float (outside [-2**63, 2**64)) is a
-# run of 19 digits or more, and so is any number with more significant digits than a double holds.
+# run of 19 digits or more. Such messages (from releases before orjson) go to json.loads, which reads them exactly.
 _DIGITS = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
 _LONG_NUMBER = b"0" * 19
 # Database errors that say "this data is wrong" rather than "the database is not available now".
