@@ -239,14 +239,18 @@ def decode(value: Any, depth: int = 0) -> Any:
     Containers are always new objects, so a job that changes its arguments never changes the envelope's.
     """
     if isinstance(value, list):
-        for item in _nested(value, depth):
+        if depth >= MAX_DEPTH:
+            _nested(value, depth)
+        for item in value:
             if isinstance(item, _CONTAINERS):
                 return [decode(v, depth + 1) for v in value]
         return list(value)  # only scalars: nothing to decode
     if isinstance(value, dict):
         tag = value.get(TAG)
         if tag is None:
-            for item in _nested(value, depth).values():
+            if depth >= MAX_DEPTH:
+                _nested(value, depth)
+            for item in value.values():
                 if isinstance(item, _CONTAINERS):
                     return {k: decode(v, depth + 1) for k, v in value.items()}
             return dict(value)
@@ -260,3 +264,19 @@ def decode(value: Any, depth: int = 0) -> Any:
         except (AttributeError, KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise DecodeError(f"Malformed {tag} argument {_short(value)}: {exc}") from exc
     return value
+
+
+def encode_args(args: list[Any], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """Encode a job's args and kwargs for its envelope (which is not a level of nesting).
+
+    Plain ones (the usual ids and names) are checked in one pass each and returned themselves.
+    """
+    return (
+        args if type(args) is list and _plain(args) else encode(args, ARGUMENTS_DEPTH),
+        kwargs if type(kwargs) is dict and plain_dict(kwargs) else encode(kwargs, ARGUMENTS_DEPTH),
+    )
+
+
+def decode_args(args: Any, kwargs: Any) -> tuple[Any, Any]:
+    """Invert ``encode_args`` (the envelope's args and kwargs, as parsed); see ``decode``."""
+    return decode(args, ARGUMENTS_DEPTH), decode(kwargs, ARGUMENTS_DEPTH)

@@ -21,7 +21,7 @@ import datetime as dt
 import json
 from collections.abc import Iterable
 from functools import cache
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import orjson
 from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, NotSupportedError
@@ -40,7 +40,7 @@ _REQUIRED = ("job", "id", "queue", "args", "kwargs")
 # surrogates, str subclasses as dict keys), for a context that is not plain, and for reset_executions.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 # Digits to "0", the rest to " ": an int literal that orjson reads as a float (outside [-2**63, 2**64)) is a
-# run of 19 digits or more, and so is any number with more significant digits than a double holds.
+# run of 19 digits or more. Such messages (from releases before orjson) go to json.loads, which reads them exactly.
 _DIGITS = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
 _LONG_NUMBER = b"0" * 19
 # Database errors that say "this data is wrong" rather than "the database is not available now".
@@ -81,11 +81,8 @@ class Envelope:
         """
         job_class = registry.get(self.job)
         try:
-            job = job_class.restore(
-                arguments.decode(self.args, arguments.ARGUMENTS_DEPTH),
-                arguments.decode(self.kwargs, arguments.ARGUMENTS_DEPTH),
-                self.job_id,
-            )
+            args, kwargs = arguments.decode_args(self.args, self.kwargs)
+            job = job_class.restore(args, kwargs, self.job_id)
         except DecodeError:
             raise
         except Exception as exc:
@@ -140,17 +137,13 @@ def _iso(value: dt.datetime | None) -> str | None:
     return text
 
 
-def _optional_text(value: Any, key: str, raw: bytes) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise DecodeError(f"Envelope field {key!r} must be a string or null, got {type(value).__name__}.", raw)
-    return value
+def _not_text(value: Any, key: str, raw: bytes) -> NoReturn:
+    raise DecodeError(f"Envelope field {key!r} must be a string or null, got {type(value).__name__}.", raw)
 
 
-def _parse_time(value: Any, key: str, raw: bytes) -> dt.datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise DecodeError(f"Envelope field {key!r} must be a string or null, got {type(value).__name__}.", raw)
+def _parse_time(value: Any, key: str, raw: bytes) -> dt.datetime:
+    if type(value) is not str:
+        _not_text(value, key, raw)
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError as exc:
@@ -178,20 +171,22 @@ class JsonSerializer:
 
     def dumps(self, job: Job) -> bytes:
         """Encode ``job``; raise ``EncodeError`` for arguments that cannot be sent."""
-        if job.enqueued_at is None:
-            job.enqueued_at = dt.datetime.now(dt.UTC)  # aware even with USE_TZ = False
+        enqueued_at = job.enqueued_at
+        if enqueued_at is None:
+            enqueued_at = job.enqueued_at = dt.datetime.now(dt.UTC)  # aware even with USE_TZ = False
         if job.locale is None or job.timezone is None:
             stamp_context((job,))
+        args, kwargs = arguments.encode_args(job.args, job.kwargs)
         scheduled_at = job.scheduled_at
         body = {
             "v": ENVELOPE_VERSION,
             "job": job.job_name,
             "id": job.job_id,
             "queue": job.queue_name,
-            "args": arguments.encode(job.args, arguments.ARGUMENTS_DEPTH),
-            "kwargs": arguments.encode(job.kwargs, arguments.ARGUMENTS_DEPTH),
+            "args": args,
+            "kwargs": kwargs,
             "executions": job.executions,
-            "enqueued_at": _iso(job.enqueued_at),
+            "enqueued_at": _iso(enqueued_at),
             "scheduled_at": None if scheduled_at is None else _iso(scheduled_at),
             "locale": job.locale,
             "timezone": job.timezone,
@@ -250,13 +245,26 @@ class JsonSerializer:
             wrong = [key for key in ("job", "id", "queue") if not isinstance(data[key], str)]
             raise DecodeError(f"The envelope's {', '.join(wrong)} must be strings.", raw)
         executions = get("executions", 0)
-        if not is_int_at_least(executions, 0):
+        if type(executions) is not int or executions < 0:  # parsed JSON: exact types (a bool is no int)
             raise DecodeError(
                 f"The envelope's executions must be {int_at_least_rule(0)}, got {executions!r:.100}.", raw
             )
         context = get("ctx")
         if context is not None and not isinstance(context, dict):
             raise DecodeError(f"The envelope's ctx must be an object, got {type(context).__name__}.", raw)
+        # The optional fields are null or text; checked inline, the helpers only where there is work or an error.
+        enqueued_at = get("enqueued_at")
+        if enqueued_at is not None:
+            enqueued_at = _parse_time(enqueued_at, "enqueued_at", raw)
+        scheduled_at = get("scheduled_at")
+        if scheduled_at is not None:
+            scheduled_at = _parse_time(scheduled_at, "scheduled_at", raw)
+        locale = get("locale")
+        if locale is not None and type(locale) is not str:
+            _not_text(locale, "locale", raw)
+        zone = get("timezone")
+        if zone is not None and type(zone) is not str:
+            _not_text(zone, "timezone", raw)
         return Envelope(  # positional: a dataclass builds faster so
             job,
             job_id,
@@ -264,10 +272,10 @@ class JsonSerializer:
             args,
             kwargs,
             executions,
-            _parse_time(get("enqueued_at"), "enqueued_at", raw),
-            _parse_time(get("scheduled_at"), "scheduled_at", raw),
-            _optional_text(get("locale"), "locale", raw),
-            _optional_text(get("timezone"), "timezone", raw),
+            enqueued_at,
+            scheduled_at,
+            locale,
+            zone,
             ENVELOPE_VERSION,
             context,
         )

@@ -440,3 +440,39 @@ def test_json_nested_around_orjsons_depth_limits_is_a_decode_error(depth: int) -
         return
     with pytest.raises(DecodeError, match=f"at most {MAX_DEPTH} deep"):
         envelope.to_job()
+
+
+class Key(str):
+    """A str subclass (as Django's SafeString is): orjson refuses it as a dict key."""
+
+
+def test_dict_keys_of_a_str_subclass_are_written_as_before() -> None:
+    job = EchoJob({Key("k"): 1}, nested=[{Key("j"): "\u00e9"}])
+
+    loaded = serializer.loads(serializer.dumps(job)).to_job()
+
+    assert loaded.args == [{"k": 1}]
+    assert loaded.kwargs == {"nested": [{"j": "\u00e9"}]}
+
+
+@pytest.mark.parametrize(
+    "context",
+    [{"t": float("nan")}, {"t": [float("inf")]}, {"t": dt.datetime(2024, 1, 2)}, {"t": uuid.UUID(int=1)}, {"t": {1}}],
+    ids=repr,
+)
+def test_a_context_json_cannot_carry_is_an_encode_error(context: dict[str, Any]) -> None:
+    # orjson would write NaN as null and datetimes and UUIDs as text; the standard library refused them.
+    job = EchoJob()
+    job.context = context
+
+    with pytest.raises(EncodeError):
+        serializer.dumps(job)
+
+
+def test_a_context_is_written_as_the_standard_library_wrote_it() -> None:
+    job = EchoJob()
+    job.context = {"tenant": "acme", "ids": [1, 2**70, (2, 3)], "3": {4: "int key", "s": "\ud800"}}
+
+    envelope = serializer.loads(serializer.dumps(job))
+
+    assert envelope.context == {"tenant": "acme", "ids": [1, 2**70, [2, 3]], "3": {"4": "int key", "s": "\ud800"}}
