@@ -82,7 +82,7 @@ class Job:
             registry.register(cls)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._setup(list(args), dict(kwargs), new_job_id())
+        self._setup(list(args), kwargs, new_job_id())  # kwargs: a new dict at every call already
 
     @classmethod
     def restore(cls, args: list[Any], kwargs: dict[str, Any], job_id: str) -> Self:

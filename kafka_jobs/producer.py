@@ -38,7 +38,7 @@ _UNAVAILABLE = {
 SYNC_FLUSH_STEP = 0.001
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class OutgoingMessage:
     """One message to produce, with a description of it for error messages and logs."""
 

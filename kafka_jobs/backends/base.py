@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from ..producer import OutgoingMessage
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Prepared:
     """A job ready to dispatch: validated and encoded at enqueue, with what the backend derived from it."""
 
@@ -194,9 +194,11 @@ class BaseBackend(abc.ABC):
 
 
 def _enqueued(batch: Sequence[Prepared]) -> None:
+    send = signals.job_enqueued.send
     for prepared in batch:
-        prepared.job.successfully_enqueued = True
-        signals.job_enqueued.send(type(prepared.job), job=prepared.job)
+        job = prepared.job
+        job.successfully_enqueued = True
+        send(type(job), job=job)
 
 
 def _in_transaction() -> bool:

@@ -59,14 +59,9 @@ def build_message(job: Job, payload: bytes) -> OutgoingMessage:
         else:
             key = _key_bytes(partition_value)
     topic = topic_for(job)
-    return OutgoingMessage(
-        topic,
-        payload,
-        key=key,
-        partition=partition,
-        headers=[*job_headers(job), *producer_headers(topic, job.job_name, job.job_id, key, partition)],
-        description=f"job {job.job_name} {job.job_id}",
-    )
+    headers = job_headers(job)
+    headers += producer_headers(topic, job.job_name, job.job_id, key, partition)
+    return OutgoingMessage(topic, payload, key, partition, headers, f"job {job.job_name} {job.job_id}")
 
 
 class KafkaBackend(BaseBackend):
