@@ -9,8 +9,9 @@ section), and the time one process ran alone at either end, ``first_job_skew_s``
 later) and ``last_job_skew_s`` (its partner's share ran out first; a burst worker then exits). The rate of
 the whole drain, from the first job to the last, is ``drain_rate`` in the detail. ``cores_busy`` is each
 process's CPU time (all threads) over the same window per second: below 1 the process waited, for a CPU
-(the broker and every other program share the cores) or for work. The ratio is N processes over one; the
-targets are those of issue 11 on a 2-core machine.
+(the broker and every other program share the cores) or for work; ``jobs_per_cpu_s`` is the jobs over all
+their CPU time in it, which moves much less than the rates when other programs load the machine. The ratio
+is N processes over one; the targets are those of issue 11 on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -74,8 +75,10 @@ def steady_state(lines: list[dict[str, Any]]) -> dict[str, Any]:
         jobs += _at(marks, end, 0) - _at(marks, start, 0)
         cpu_marks = line["marks"]  # CPU is read at the marks only
         if len(cpu_marks) > 1:
-            busy.append(round((_at(cpu_marks, end, 2) - _at(cpu_marks, start, 2)) / (end - start), 2))
-    result.update(jobs=jobs, rate=jobs / (end - start), cores_busy=busy)
+            busy.append((_at(cpu_marks, end, 2) - _at(cpu_marks, start, 2)) / (end - start))
+    result.update(jobs=jobs, rate=jobs / (end - start), cores_busy=[round(each, 2) for each in busy])
+    if len(busy) == len(lines) and sum(busy) > 0:
+        result["jobs_per_cpu_s"] = jobs / (sum(busy) * (end - start))
     return result
 
 
@@ -103,6 +106,7 @@ def _drain(bench: Bench, scenario: Scenario, queue: str, processes: int, jobs: i
         "drain_s": steady["drain_s"],
         "drain_rate": drain_rate,
         "cores_busy": steady.get("cores_busy"),
+        "jobs_per_cpu_s": steady.get("jobs_per_cpu_s"),
         "startup_to_first_job_s": stats["first"] - worker.started,
         "wall_s": worker.ended - worker.started,
     }
