@@ -5,13 +5,12 @@ restarts them by the rules of ``policy``; ``child`` is the worker-process side (
 ready report).
 """
 
-from .child import JoinTogether, SupervisedChild
+from .child import SupervisedChild
 from .commandline import option_arguments, program
 from .policy import RestartPolicy
 from .supervisor import Supervisor, SupervisorGaveUp, available_cpus
 
 __all__ = [
-    "JoinTogether",
     "RestartPolicy",
     "SupervisedChild",
     "Supervisor",

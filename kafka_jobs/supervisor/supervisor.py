@@ -4,10 +4,6 @@ One thread, no Kafka client, no database connection: it starts the children, res
 (``policy.py``), forwards the first SIGTERM/SIGINT as SIGTERM for a graceful stop, kills them at once on a
 second signal, and exits with a summary of their statuses. Signal handlers only record the signal; a
 ``set_wakeup_fd`` pipe wakes the ``select`` loop, which also watches the children's ready pipes.
-
-The children started together join the consumer group together: each one reports ready right before it
-joins and waits for the supervisor's start byte, which all of them get once every one is ready (or has
-died), or ``start_timeout`` after the start (see child.py for why).
 """
 
 from __future__ import annotations
@@ -27,15 +23,13 @@ from types import FrameType
 from ..devbroker import die_with_parent
 from ..exceptions import KafkaJobsError
 from ..worker import ExitCode
-from .child import ENV_INDEX, ENV_LIFELINE_FD, ENV_READY_FD, ENV_START_FD, ENV_SUPERVISOR_PID, READY, START
+from .child import ENV_INDEX, ENV_LIFELINE_FD, ENV_READY_FD, ENV_SUPERVISOR_PID, READY
 from .policy import RestartPolicy, Restarts, describe_status, final_status, summarise
 
 logger = logging.getLogger("kafka_jobs.supervisor")
 
 STOP_GRACE = 10.0  # past SHUTDOWN_TIMEOUT: a child's last commit, leaving its groups, closing its clients
 LOOP_TIMEOUT = 1.0
-# How long the children started together wait for each other before those ready join the group anyway.
-START_TIMEOUT = 20.0
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -48,8 +42,6 @@ class _Child:
     index: int
     process: subprocess.Popen[bytes]
     ready_fd: int | None  # read end; None once closed
-    start_fd: int | None  # write end of the start pipe until the child may join the group; then None
-    ready: bool = False
 
     @property
     def name(self) -> str:
@@ -66,7 +58,6 @@ class Supervisor:
             ``STOP_GRACE`` after forwarding a stop, then kills what is left.
         burst: a child that exits 0 is done (``--burst``), not restarted; the supervisor exits when all are.
         env: the children's environment (default: this process's).
-        start_timeout: how long the children started together wait for each other before joining the group.
     """
 
     def __init__(
@@ -79,7 +70,6 @@ class Supervisor:
         policy: RestartPolicy | None = None,
         env: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        start_timeout: float = START_TIMEOUT,
     ) -> None:
         if processes < 1:
             raise ValueError(f"processes must be at least 1, got {processes}")
@@ -94,8 +84,6 @@ class Supervisor:
         self.restart_at: dict[int, float] = {}  # slot -> when to start it again
         self.final: dict[int, ExitCode] = {}  # slot -> status it ended with (done, or stopped)
         self.stop_deadline: float | None = None
-        self.start_timeout = start_timeout
-        self.start_deadline: float | None = None  # while the children started together wait for each other
         self.gave_up: str | None = None
         self.forced = False
         self._signals: list[int] = []
@@ -113,7 +101,6 @@ class Supervisor:
         previous_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         try:
             logger.info("Supervisor pid %d starting %d worker process(es)", os.getpid(), self.processes)
-            self.start_deadline = self.clock() + self.start_timeout
             for index in range(1, self.processes + 1):
                 self._start(index)
             while self.children or self.restart_at:
@@ -121,7 +108,6 @@ class Supervisor:
                 self._react_to_signals()
                 self._read_ready()
                 self._reap()
-                self._release_start()
                 self._enforce_stop_deadline()
                 self._start_due()
         finally:
@@ -141,41 +127,34 @@ class Supervisor:
 
     def _start(self, index: int) -> None:
         ready_r, ready_w = os.pipe()
-        start_r, start_w = os.pipe()
         env = {
             **self.env,
             ENV_INDEX: str(index),
             ENV_SUPERVISOR_PID: str(os.getpid()),
             ENV_LIFELINE_FD: str(self._lifeline_r),
             ENV_READY_FD: str(ready_w),
-            ENV_START_FD: str(start_r),
         }
         try:
             process = subprocess.Popen(
                 self.command,
                 env=env,
-                pass_fds=(self._lifeline_r, ready_w, start_r),
+                pass_fds=(self._lifeline_r, ready_w),
                 process_group=0,  # a terminal's Ctrl-C reaches the supervisor only; it forwards the stop
                 preexec_fn=die_with_parent(signal.SIGKILL),  # noqa: PLW1509 - the supervisor runs no other thread
             )
         except OSError as exc:
             os.close(ready_r)
-            os.close(start_w)
             raise SupervisorGaveUp(f"Could not start worker {index} ({' '.join(self.command)}): {exc}") from exc
         except BaseException:
             os.close(ready_r)
-            os.close(start_w)
             raise
         finally:
             os.close(ready_w)
-            os.close(start_r)
         os.set_blocking(ready_r, False)
-        child = _Child(index, process, ready_r, start_w)
+        child = _Child(index, process, ready_r)
         self.children[index] = child
         self.restarts.started(index)
         logger.info("Started %s", child.name)
-        if self.start_deadline is None:  # a restart: the others run already, nothing to wait for
-            self._let_start(child)
 
     def _read_ready(self, child: _Child | None = None) -> None:
         for each in [child] if child is not None else list(self.children.values()):
@@ -186,7 +165,6 @@ class Supervisor:
             except BlockingIOError:
                 continue
             if READY in data:
-                each.ready = True
                 self.restarts.ready(each.index)
                 logger.info("%s is running", each.name)
             self._close_ready(each)  # the child writes once; end of file means it died first
@@ -196,36 +174,6 @@ class Supervisor:
             os.close(child.ready_fd)
             child.ready_fd = None
 
-    def _release_start(self) -> None:
-        """Let the children started together join the group once none of them is still starting up."""
-        if self.start_deadline is None:
-            return
-        waiting = [child for child in self.children.values() if not child.ready]
-        if waiting and self.clock() < self.start_deadline:
-            return
-        if waiting:
-            logger.warning(
-                "%s not ready within %.0fs: the others join the group without waiting any longer",
-                ", ".join(child.name for child in waiting),
-                self.start_timeout,
-            )
-        self.start_deadline = None
-        for child in self.children.values():
-            self._let_start(child)
-
-    def _let_start(self, child: _Child) -> None:
-        """Let ``child`` join the group (now, or as soon as it is ready): write the start byte, close the pipe."""
-        if child.start_fd is None:
-            return
-        with contextlib.suppress(OSError):  # it is gone: nothing to let
-            os.write(child.start_fd, START)
-        self._close_start(child)
-
-    def _close_start(self, child: _Child) -> None:
-        if child.start_fd is not None:
-            os.close(child.start_fd)
-            child.start_fd = None
-
     def _reap(self) -> None:
         for index, child in list(self.children.items()):
             returncode = child.process.poll()
@@ -233,7 +181,6 @@ class Supervisor:
                 continue
             self._read_ready(child)  # a ready byte not read yet
             self._close_ready(child)
-            self._close_start(child)
             del self.children[index]
             self._ended(child, returncode)
 
@@ -279,8 +226,7 @@ class Supervisor:
     def _wait(self, wake_r: int) -> None:
         timeout = LOOP_TIMEOUT
         now = self.clock()
-        deadlines = [self.stop_deadline, self.start_deadline]
-        for when in [*self.restart_at.values(), *(each for each in deadlines if each is not None)]:
+        for when in [*self.restart_at.values(), *([self.stop_deadline] if self.stop_deadline is not None else [])]:
             timeout = min(timeout, max(0.0, when - now))
         fds = [wake_r, *(c.ready_fd for c in self.children.values() if c.ready_fd is not None)]
         readable, _, _ = select.select(fds, [], [], timeout)
@@ -302,9 +248,6 @@ class Supervisor:
             return
         self.stop_deadline = self.clock() + self.shutdown_timeout + STOP_GRACE
         self.restart_at.clear()
-        self.start_deadline = None  # a child waiting to join goes on, and stops right after it joined
-        for child in self.children.values():
-            self._let_start(child)
         logger.info(
             "Stopping %d worker process(es) (%s): forwarding SIGTERM, waiting up to %.0fs",
             len(self.children),
@@ -334,7 +277,6 @@ class Supervisor:
             self._send(child, signal.SIGKILL)
             child.process.wait()
             self._close_ready(child)
-            self._close_start(child)
             self.final[child.index] = status
         self.children.clear()
 
@@ -348,7 +290,6 @@ class Supervisor:
             with contextlib.suppress(Exception):
                 child.process.wait(5)
             self._close_ready(child)
-            self._close_start(child)
         self.children.clear()
 
 

@@ -22,7 +22,7 @@ from kafka_jobs.worker import ExitCode
 FAST = RestartPolicy(initial_delay=0.01, max_delay=0.05, stable_after=60.0, max_failed_starts=3)
 
 PRELUDE = """
-import os, select, signal, sys, time
+import os, signal, sys, time
 from pathlib import Path
 log = Path(sys.argv[1])
 index = os.environ["KAFKA_JOBS_WORKER_INDEX"]
@@ -34,13 +34,6 @@ def ready():
     fd = int(os.environ["KAFKA_JOBS_READY_FD"])
     os.write(fd, b"R")
     os.close(fd)
-def join():
-    # What a worker does right before it joins the group: report ready, wait for the supervisor's start byte.
-    note("ready")
-    ready()
-    fd = int(os.environ["KAFKA_JOBS_START_FD"])
-    readable, _, _ = select.select([fd], [], [], 20)
-    note(("joined" if os.read(fd, 1) == b"S" else "eof") if readable else "held")
 def wait_for_sigterm(code=0):
     signal.signal(signal.SIGTERM, lambda *_: (note("sigterm"), os._exit(code)))
     while True:
@@ -153,53 +146,6 @@ def test_with_burst_a_child_that_exits_0_is_done_and_one_that_fails_is_restarted
     assert code is ExitCode.OK
     assert events(notes, "1") == ["start"]
     assert events(notes, "2") == ["start", "start"]
-
-
-def test_children_started_together_join_the_group_together(tmp_path: Path) -> None:
-    # Worker 2 becomes ready only once worker 1 waits to join: worker 1 must wait for it.
-    body = """
-    if index == "2":
-        while "1 " not in "".join(l[:2] for l in log.read_text().splitlines() if l.endswith(" ready")):
-            time.sleep(0.01)
-    join()
-    """
-    code, notes = supervise(tmp_path, body, processes=2, shutdown_timeout=5.0, burst=True)
-
-    assert code is ExitCode.OK
-    order = [" ".join(line.split()[::2]) for line in notes]  # "index event"
-    assert order.index("1 joined") > order.index("2 ready"), order
-    assert events(notes, "2")[-1] == "joined"
-
-
-def test_children_ready_in_time_join_without_one_that_is_not_ready_after_the_start_timeout(tmp_path: Path) -> None:
-    body = """
-    if index == "2":
-        wait_for_sigterm()  # never ready
-    join()
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    os.kill(supervisor, signal.SIGTERM)
-    while True:
-        time.sleep(60)
-    """
-    code, notes = supervise(tmp_path, body, processes=2, shutdown_timeout=5.0, start_timeout=0.2)
-
-    assert code is ExitCode.OK
-    assert events(notes, "1") == ["start", "ready", "joined"]
-    assert events(notes, "2") == ["start", "sigterm"]
-
-
-def test_a_restarted_child_joins_at_once(tmp_path: Path) -> None:
-    body = """
-    join()
-    if not (log.parent / "died-once").exists():
-        (log.parent / "died-once").touch()
-        os._exit(5)
-    sys.exit(0)
-    """
-    code, notes = supervise(tmp_path, body, processes=1, shutdown_timeout=5.0, burst=True, start_timeout=3600.0)
-
-    assert code is ExitCode.OK
-    assert events(notes) == ["start", "ready", "joined", "start", "ready", "joined"]
 
 
 def test_signal_handlers_are_restored_afterwards(tmp_path: Path) -> None:

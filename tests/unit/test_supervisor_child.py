@@ -19,7 +19,6 @@ VARIABLES = {
     "KAFKA_JOBS_SUPERVISOR_PID": "10",
     "KAFKA_JOBS_LIFELINE_FD": "7",
     "KAFKA_JOBS_READY_FD": "8",
-    "KAFKA_JOBS_START_FD": "9",
 }
 
 
@@ -32,7 +31,7 @@ def test_the_supervisor_variables_are_read_once_and_removed_so_grandchildren_are
 
     child = SupervisedChild.from_environ(environ)
 
-    assert child == SupervisedChild(index=2, supervisor_pid=10, lifeline_fd=7, ready_fd=8, start_fd=9)
+    assert child == SupervisedChild(index=2, supervisor_pid=10, lifeline_fd=7, ready_fd=8)
     assert environ == {"PATH": "/bin"}
 
 
@@ -68,32 +67,6 @@ def test_a_ready_report_writes_one_byte_and_closes_the_pipe() -> None:
     assert os.read(read_end, 10) == child_module.READY
     assert os.read(read_end, 10) == b""  # closed
     os.close(read_end)
-
-
-def test_joining_together_reports_ready_then_waits_for_the_supervisors_start_byte() -> None:
-    ready_r, ready_w = os.pipe()
-    start_r, start_w = os.pipe()
-    child = SupervisedChild(index=1, supervisor_pid=os.getpid(), lifeline_fd=-1, ready_fd=ready_w, start_fd=start_r)
-    os.write(start_w, child_module.START)  # the supervisor's answer, already there: the wait returns
-
-    child.join_together()
-
-    assert os.read(ready_r, 10) == child_module.READY
-    assert child.start_fd is None
-    with pytest.raises(OSError):
-        os.fstat(start_r)  # closed
-    os.close(ready_r)
-    os.close(start_w)
-
-
-def test_a_closed_start_pipe_lets_the_child_go_on() -> None:
-    start_r, start_w = os.pipe()
-    child = SupervisedChild(index=1, supervisor_pid=os.getpid(), lifeline_fd=-1, ready_fd=None, start_fd=start_r)
-    os.close(start_w)  # a supervisor that stops (or is gone)
-
-    child.join_together()
-
-    assert child.start_fd is None
 
 
 CHILD = """

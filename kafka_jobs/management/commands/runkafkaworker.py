@@ -23,14 +23,7 @@ from kafka_jobs.outbox.threads import RelayThreads
 from kafka_jobs.recurring.declaration import RecurringJob
 from kafka_jobs.recurring.loader import get_recurring
 from kafka_jobs.routing import Route, get_routes
-from kafka_jobs.supervisor import (
-    JoinTogether,
-    SupervisedChild,
-    Supervisor,
-    SupervisorGaveUp,
-    option_arguments,
-    program,
-)
+from kafka_jobs.supervisor import SupervisedChild, Supervisor, SupervisorGaveUp, option_arguments, program
 from kafka_jobs.timekeeper import Timekeeper
 from kafka_jobs.topics import create_topics, missing_topics
 from kafka_jobs.worker import ExitCode, Shutdown, Worker
@@ -203,8 +196,6 @@ class Command(BaseCommand):
                 sys.exit(int(shutdown.exit_code))
             return
         monitor = self._monitor(settings, options, child.index if child is not None else None)
-        # A supervised child reports ready and waits for its siblings right before it joins the group.
-        observer = monitor if child is None else JoinTogether(monitor, child)
         worker = Worker(
             settings,
             routes,
@@ -214,10 +205,12 @@ class Command(BaseCommand):
             shutdown=shutdown,
             consumer_factory=monitor.consumer_factory(),
             executor=monitor.executor(),
-            observer=observer,
+            observer=monitor,
         )
         if timekeeper is not None:
             timekeeper.start()
+        if child is not None:
+            child.report_ready()
         try:
             code = worker.run()
         finally:
