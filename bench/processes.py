@@ -10,8 +10,11 @@ later) and ``last_job_skew_s`` (its partner's share ran out first; a burst worke
 the whole drain, from the first job to the last, is ``drain_rate`` in the detail. ``cores_busy`` is each
 process's CPU time (all threads) over the same window per second: below 1 the process waited, for a CPU
 (the broker and every other program share the cores) or for work; ``jobs_per_cpu_s`` is the jobs over all
-their CPU time in it, which moves much less than the rates when other programs load the machine. The ratio
-is N processes over one; the targets are those of issue 11 on a 2-core machine.
+their CPU time in it, which moves much less than the rates when other programs load the machine.
+``machine_cores_busy`` (every program, from /proc/stat), ``supervisor_cores`` and ``other_cores`` (the
+machine minus the worker processes and the supervisor: the broker, the bench, anything else) complete the
+CPU account of the window. The ratio is N processes over one; the targets are those of issue 11 on a 2-core
+machine.
 """
 
 from __future__ import annotations
@@ -54,9 +57,9 @@ def _fill(scenario: Scenario, make_job: Callable[[], Job], count: int) -> None:
             raise RuntimeError("the backlog was not delivered within 120s")
 
 
-def _at(points: Sequence[Sequence[float]], t: float, column: int) -> float:
-    """Return ``column`` of the marks ``points`` (count, time, CPU) at time ``t``, interpolated linearly."""
-    times = [point[1] for point in points]
+def _at(points: Sequence[Sequence[float]], t: float, column: int, time_column: int = 1) -> float:
+    """Return ``column`` of ``points`` (the probe's marks: count, time, CPU) at time ``t``, interpolated linearly."""
+    times = [point[time_column] for point in points]
     i = min(max(bisect.bisect_left(times, t), 1), len(points) - 1)
     (t0, v0), (t1, v1) = (times[i - 1], points[i - 1][column]), (times[i], points[i][column])
     return v0 if t1 <= t0 else v0 + (v1 - v0) * (min(max(t, t0), t1) - t0) / (t1 - t0)
@@ -82,6 +85,17 @@ def steady_state(lines: list[dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def cpu_accounting(samples: list[tuple[float, float, float]], start: float, end: float) -> dict[str, float]:
+    """Return the whole machine's and the worker command's own CPU over the window, in cores (WorkerRun samples)."""
+    inside = [sample for sample in samples if start <= sample[0] <= end]
+    if len(samples) < 2 or end <= start or len(inside) < 2:
+        return {}
+    return {
+        "machine": (_at(samples, end, 1, 0) - _at(samples, start, 1, 0)) / (end - start),
+        "command": (_at(samples, end, 2, 0) - _at(samples, start, 2, 0)) / (end - start),
+    }
+
+
 def _drain(bench: Bench, scenario: Scenario, queue: str, processes: int, jobs: int) -> tuple[float, dict[str, Any]]:
     """Run a burst worker of ``processes`` processes over the backlog; return its rate and details."""
     arguments = ["--burst", "--concurrency", str(CONCURRENCY)]
@@ -96,6 +110,12 @@ def _drain(bench: Bench, scenario: Scenario, queue: str, processes: int, jobs: i
     lines = stats["processes"]
     drain_rate = (stats["count"] - 1) / (stats["last"] - stats["first"])
     steady = steady_state(lines)
+    start, end = max(line["first"] for line in lines), min(line["last"] for line in lines)
+    cores = cpu_accounting(worker.cpu_samples, start, end)
+    workers = sum(steady.get("cores_busy") or [])
+    if processes == 1:
+        cores.pop("command", None)  # the worker itself: counted in cores_busy
+    supervisor = cores.get("command", 0.0)
     detail = {
         "jobs": stats["count"],
         "jobs_per_process": [line["count"] for line in lines],
@@ -107,6 +127,11 @@ def _drain(bench: Bench, scenario: Scenario, queue: str, processes: int, jobs: i
         "drain_rate": drain_rate,
         "cores_busy": steady.get("cores_busy"),
         "jobs_per_cpu_s": steady.get("jobs_per_cpu_s"),
+        # Over the same window, in cores: every program on the machine, the supervisor (--processes), and what
+        # neither the worker processes nor the supervisor used (the broker, the bench, anything else running).
+        "machine_cores_busy": cores.get("machine"),
+        "supervisor_cores": cores.get("command"),
+        "other_cores": cores["machine"] - workers - supervisor if "machine" in cores and workers else None,
         "startup_to_first_job_s": stats["first"] - worker.started,
         "wall_s": worker.ended - worker.started,
     }
