@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 CPU_EVERY = 1000  # calls between two readings of the process's CPU time (a system call: not on every call)
-MARK_EVERY = 50  # calls between two progress marks (count, time, process CPU): where each process was when
+MARK_EVERY = 50  # calls between two progress marks (count, time, process CPU): how far a process was, when
 
 
 class Probe:
