@@ -278,5 +278,21 @@ def encode_args(args: list[Any], kwargs: dict[str, Any]) -> tuple[Any, Any]:
 
 
 def decode_args(args: Any, kwargs: Any) -> tuple[Any, Any]:
-    """Invert ``encode_args`` (the envelope's args and kwargs, as parsed); see ``decode``."""
-    return decode(args, ARGUMENTS_DEPTH), decode(kwargs, ARGUMENTS_DEPTH)
+    """Invert ``encode_args`` (the envelope's args and kwargs, as parsed); see ``decode``.
+
+    Plain ones are copied after one pass each.
+    """
+    return (
+        list(args) if type(args) is list and _scalars(args) else decode(args, ARGUMENTS_DEPTH),
+        dict(kwargs)
+        if type(kwargs) is dict and TAG not in kwargs and _scalars(kwargs.values())
+        else decode(kwargs, ARGUMENTS_DEPTH),
+    )
+
+
+def _scalars(values: Iterable[Any]) -> bool:
+    """Whether none of ``values`` is a container (so ``decode`` returns each unchanged)."""
+    for value in values:  # noqa: SIM110 - all() over a generator costs twice as much, for every job
+        if isinstance(value, _CONTAINERS):
+            return False
+    return True

@@ -476,3 +476,26 @@ def test_a_context_is_written_as_the_standard_library_wrote_it() -> None:
     envelope = serializer.loads(serializer.dumps(job))
 
     assert envelope.context == {"tenant": "acme", "ids": [1, 2**70, [2, 3]], "3": {"4": "int key", "s": "\ud800"}}
+
+
+def test_a_job_that_changes_its_arguments_leaves_the_envelope_as_it_was() -> None:
+    envelope = serializer.loads(serializer.dumps(EchoJob(1, "a", key="v")))
+
+    job = envelope.to_job()
+    job.args.append(2)
+    job.kwargs["other"] = 3
+
+    assert (envelope.args, envelope.kwargs) == ([1, "a"], {"key": "v"})
+    assert envelope.to_job().args == [1, "a"]
+
+
+def test_reset_executions_keeps_a_message_of_this_release_as_it_was() -> None:
+    job = EchoJob("caf\u00e9", 2**70, when=dt.date(2024, 1, 2))
+    job.executions = 4
+    raw = serializer.dumps(job)
+
+    reset = serializer.loads(JsonSerializer().reset_executions(raw))
+
+    assert reset.executions == 0
+    assert reset.to_job().args == ["caf\u00e9", 2**70]
+    assert reset.to_job().kwargs == {"when": dt.date(2024, 1, 2)}
