@@ -5,8 +5,8 @@ request) raises and catches two exceptions under a lock: ``get_language()`` and
 ``get_current_timezone_name()`` together cost more than the rest of encoding a job. asgiref keeps a
 ``Local``'s values in a ``ContextVar`` and stores a new object there whenever one is set or deleted, so
 each thread remembers the two stored objects it last saw and the answer they gave, and asks Django again
-only when one of them is replaced (``activate``, ``override``, a new request or task), when Django
-replaces a ``Local`` (``LANGUAGE_CODE`` changed, translations reloaded) or when a setting changes.
+only when one of them is replaced (``activate``, ``override``, a new request or task, Django replacing a
+``Local`` when ``LANGUAGE_CODE`` changes or translations are reloaded) or when a setting changes.
 With an asgiref that stores values otherwise, every call asks Django.
 """
 
@@ -33,7 +33,8 @@ def _value_var(local: Any) -> ContextVar[Any] | None:
     return None
 
 
-# Checked once: both locals are asgiref Locals of the installed version (Django may replace them by new ones).
+# Checked once: both locals are asgiref Locals of the installed version (Django may replace them by new ones,
+# of the same kind).
 FAST = _value_var(trans_real._active) is not None and _value_var(timezone._active) is not None  # type: ignore[attr-defined]
 
 
@@ -56,14 +57,11 @@ def current() -> tuple[str | None, str]:
     """Return the active language (``translation.get_language()``) and time zone name of this thread."""
     if not FAST:
         return translation.get_language(), timezone.get_current_timezone_name()
-    language_local, zone_local = trans_real._active, timezone._active  # type: ignore[attr-defined]
-    key = (
-        _generation,
-        language_local,
-        zone_local,
-        language_local._storage._data.get(_MISSING),
-        zone_local._storage._data.get(_MISSING),
-    )
+    # Read through the modules each time: Django replaces a Local when LANGUAGE_CODE changes or translations
+    # are reloaded (its stored object then differs from the one seen: nothing or a new one).
+    language_stored = trans_real._active._storage._data.get(_MISSING)
+    zone_stored = timezone._active._storage._data.get(_MISSING)  # type: ignore[attr-defined]
+    key = (_generation, language_stored, zone_stored)
     seen = _seen
     if seen.key != key:
         seen.answer = translation.get_language(), timezone.get_current_timezone_name()

@@ -123,10 +123,11 @@ class BaseBackend(abc.ABC):
             self._store(rows, alias)
         if not batch:
             return len(prepared_all)
-        in_transaction = _in_transaction()
-        waits = [in_transaction and self.waits_for_commit(prepared.job) for prepared in batch]
-        at_once = [prepared for prepared, wait in zip(batch, waits, strict=True) if not wait]
-        at_commit = [prepared for prepared, wait in zip(batch, waits, strict=True) if wait]
+        at_once, at_commit = batch, []
+        if _in_transaction():
+            waits = [self.waits_for_commit(prepared.job) for prepared in batch]
+            at_once = [prepared for prepared, wait in zip(batch, waits, strict=True) if not wait]
+            at_commit = [prepared for prepared, wait in zip(batch, waits, strict=True) if wait]
         if at_once:
             self._send(at_once, many=True)
         if at_commit:  # after the others, so a failing dispatch above leaves nothing pending for the commit

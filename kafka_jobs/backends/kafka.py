@@ -134,6 +134,9 @@ class KafkaBackend(BaseBackend):
 def _message(prepared: Prepared) -> OutgoingMessage:
     if prepared.message is None:  # prepared by another backend's prepare(): build it now
         prepared.message = build_message(prepared.job, prepared.payload)
+    due = prepared.job.scheduled_at
+    if due is None:  # most jobs: checked here, as it runs for every message
+        return prepared.message
     # A job due later waits in a delay tier, never in its queue. Chosen when sent: a job dispatched at the
     # commit of a transaction may be due by then.
-    return delayed_until(prepared.message, prepared.job.scheduled_at, get_settings())
+    return delayed_until(prepared.message, due, get_settings())

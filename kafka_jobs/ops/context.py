@@ -106,9 +106,9 @@ def contexts() -> list[JobContext]:
 
 def capture() -> dict[str, Any] | None:
     """Return the values of the registered contexts now (None if there is nothing to carry)."""
-    registered = contexts()
-    if not registered:
+    if not _registered and not get_settings().context:  # the usual case, checked first: it runs per job
         return None
+    registered = contexts()
     values = {}
     for context in registered:
         try:
