@@ -194,9 +194,6 @@ class worker_thread_context:  # named like the function it replaced: callers pas
             _worker_thread.defaults = defaults
 
 
-_NO_CONTEXT = contextlib.nullcontext()  # for a job that carries no custom context (reusable)
-
-
 def run_job(job: Job, *, report_failure: bool = True, context: Context = job_context) -> Any:
     """Run ``job`` once (``executions`` counts it) and return its result; exceptions propagate.
 
@@ -211,8 +208,12 @@ def run_job(job: Job, *, report_failure: bool = True, context: Context = job_con
         signals.job_started.send(job_class, job=job, message=job.message)
     started = monotonic()
     try:
-        with context(job), restored(job.context) if job.context else _NO_CONTEXT:
-            result = job.run()
+        with context(job):
+            if job.context:
+                with restored(job.context):
+                    result = job.run()
+            else:  # no custom context: not even a null context manager
+                result = job.run()
     except BaseException as exc:
         job.last_duration = monotonic() - started
         if report_failure:
