@@ -116,11 +116,15 @@ def _stores_each_write_anew() -> bool:
 _IDENTITY_CHECK = _stores_each_write_anew()
 
 
-def _state() -> tuple[object, object, object, object]:
-    """What identifies the thread's active language and time zone (only with ``_IDENTITY_CHECK``)."""
-    language = trans_real._active._storage._data  # type: ignore[attr-defined]
-    zone = timezone._active._storage._data  # type: ignore[attr-defined]
-    return language, language.get(None), zone, zone.get(None)
+def _state() -> tuple[object, object]:
+    """What identifies the thread's active language and time zone (only with ``_IDENTITY_CHECK``).
+
+    A new ``Local`` (Django makes one when LANGUAGE_CODE changes) starts empty: the defaults.
+    """
+    return (
+        trans_real._active._storage._data.get(None),  # type: ignore[attr-defined]
+        timezone._active._storage._data.get(None),  # type: ignore[attr-defined]
+    )
 
 
 def dedicate_thread() -> None:
@@ -150,7 +154,7 @@ class worker_thread_context:  # named like the function it replaced: callers pas
     was before the job (see ``_stores_each_write_anew``): nothing activated or deactivated anything.
     """
 
-    __slots__ = ("defaults", "job", "untouched")
+    __slots__ = ("defaults", "job", "mark", "untouched")
 
     def __init__(self, job: Job) -> None:
         self.job = job
@@ -159,18 +163,23 @@ class worker_thread_context:  # named like the function it replaced: callers pas
         thread = _worker_thread
         self.defaults = defaults = _defaults or _current_defaults()
         default_language, default_zone = defaults
+        job = self.job
+        language = job.locale or default_language
+        zone = job.timezone or default_zone
         known = getattr(thread, "defaults", None) is defaults and not (
             signals.job_started.receivers or signals.job_succeeded.receivers
         )
+        if known and language == default_language and zone == default_zone:
+            # Almost every job: nothing to read, nothing to activate; the thread stays known unless it changes.
+            self.mark = False
+            self.untouched = _state() if _IDENTITY_CHECK else None
+            return
         thread.defaults = None  # until this job's exit has checked them again
         if not known and not getattr(thread, "primed", False):
             # Read while nothing is active, both cost Django an exception each time: activate the defaults.
             translation.activate(default_language)
             timezone.activate(default_zone)
             thread.primed = True
-        job = self.job
-        language = job.locale or default_language
-        zone = job.timezone or default_zone
         current_language = default_language if known else translation.get_language()
         current_zone = default_zone if known else timezone.get_current_timezone_name()
         at_defaults = current_language == default_language and current_zone == default_zone
@@ -180,18 +189,23 @@ class worker_thread_context:  # named like the function it replaced: callers pas
         if current_zone != zone:
             _activate(job, timezone.activate, zone, default_zone, "unknown timezone", job.timezone)
             at_defaults = False
+        self.mark = True
         self.untouched = _state() if at_defaults and _IDENTITY_CHECK else None
 
     def __exit__(self, *exc_info: object) -> None:
-        default_language, default_zone = defaults = self.defaults
+        thread = _worker_thread
         untouched = self.untouched
         if untouched is None or _state() != untouched:
+            thread.defaults = None  # until checked (should activating the defaults fail)
+            default_language, default_zone = self.defaults
             if translation.get_language() != default_language:
                 translation.activate(default_language)
             if timezone.get_current_timezone_name() != default_zone:
                 timezone.activate(default_zone)
-        if getattr(_worker_thread, "dedicated", False):
-            _worker_thread.defaults = defaults
+        elif not self.mark:
+            return  # the thread was known to have the defaults, and nothing changed them
+        if getattr(thread, "dedicated", False):
+            thread.defaults = self.defaults
 
 
 def run_job(job: Job, *, report_failure: bool = True, context: Context = job_context) -> Any:
