@@ -108,9 +108,8 @@ def _stores_each_write_anew() -> bool:
         seen.append(var.get(None))
     except Exception:
         return False
-    return all(a is not b for a, b in itertools.pairwise(seen)) and all(
-        type(active) is type(local) for active in (trans_real._active, timezone._active)
-    )
+    actives = (trans_real._active, timezone._active)  # type: ignore[attr-defined]
+    return all(a is not b for a, b in itertools.pairwise(seen)) and all(type(a) is type(local) for a in actives)
 
 
 _IDENTITY_CHECK = _stores_each_write_anew()
