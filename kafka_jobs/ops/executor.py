@@ -54,7 +54,7 @@ class ObservedExecutor(Executor):
         started = monotonic()
         outcome = _CRASHED
         try:
-            outcome = Executor.process(self, message, route, failures, owned, envelope=envelope)
+            outcome = super().process(message, route, failures, owned, envelope=envelope)
         finally:
             stats.finished(thread, message, monotonic() - started, outcome)
         return outcome
