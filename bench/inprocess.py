@@ -18,6 +18,41 @@ import django
 from confluent_kafka import Message
 
 
+class _Message:
+    """A consumed message, for an older confluent-kafka whose Message cannot be made from Python."""
+
+    __slots__ = ("_offset", "_value")
+
+    def __init__(self, value: bytes, offset: int) -> None:
+        self._value, self._offset = value, offset
+
+    def topic(self) -> str:
+        return "bench.noop6"  # only for log lines
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes | None:
+        return None
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return []
+
+    def value(self) -> bytes:
+        return self._value
+
+
+def _message(value: bytes, offset: int) -> Any:
+    """A message as the consumer returns it: its methods are C, a Python stand-in's cost more."""
+    try:
+        return Message(topic="bench.noop6", partition=0, offset=offset, value=value)
+    except TypeError:
+        return _Message(value, offset)
+
+
 class _Producer:
     def __init__(self) -> None:
         self.sent: list[Any] = []
@@ -56,10 +91,7 @@ def main(argv: list[str]) -> None:
     count = int(argv[0]) if argv else 20000
     dedicate_thread()  # this thread runs jobs as a worker's job thread does
     serializer = get_serializer()
-    # Messages as the consumer returns them (C methods: a Python stand-in would cost more than the real one).
-    messages = [
-        Message(topic="bench.noop6", partition=0, offset=i, value=serializer.dumps(NoopJob(i))) for i in range(count)
-    ]
+    messages = [_message(serializer.dumps(NoopJob(i)), i) for i in range(count)]
     stats = JobStats()
     executors = {"job path": Executor(get_settings()), "observed": ObservedExecutor(get_settings(), stats)}
     route = get_routes().by_queue[NoopJob.queue_as]
