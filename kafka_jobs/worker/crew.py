@@ -5,7 +5,9 @@ from a second thread, only GIL hand-offs and wake-ups that cost more than the jo
 woken only when no working thread will soon take the waiting lane itself: every working thread is inside
 a job that has run for ``STALL`` or more, or whose jobs lately took ``SLOW_JOB`` or more on average (they
 wait on something). A working thread that ends a lane while another one is free to take the next parks
-instead (the ready lanes then go to that one). Parked threads are woken last-parked first (their stacks
+instead (the ready lanes then go to that one), and so does one that finishes a job while another working
+thread is free, handing its lane back: a thread woken by mistake (its peer only looked stuck, e.g. while the
+machine was busy) works one job, not a whole lane. Parked threads are woken last-parked first (their stacks
 and caches are still warm) and each on its own condition, so a wake-up never reaches a thread it is not
 meant for.
 
@@ -66,17 +68,26 @@ class Crew:
         self._lock = lock
         self.seats: list[Seat] = []
         self.parked: list[Seat] = []  # last parked at the end: woken first
+        self.working = 0  # seats not parked
         self.closed = False
 
     def join(self) -> Seat:
         """Add a seat for a new thread, working until it first finds nothing to do (under the lock)."""
         seat = Seat(self._lock)
         self.seats.append(seat)
+        self.working += 1
         return seat
 
     def free(self, now: float, besides: Seat | None = None) -> bool:
         """True if a working thread (other than ``besides``) will take ready work soon (under the lock)."""
         return any(s.active and s is not besides and not s.stalled(now) for s in self.seats)
+
+    def surplus(self, seat: Seat, now: float) -> bool:
+        """True if ``seat``, between two jobs, is not needed: another working thread is free (under the lock).
+
+        Checked after every job, so it costs one comparison while a single thread works.
+        """
+        return self.working > 1 and self.free(now, besides=seat)
 
     def wake(self, ready: int, now: float) -> None:
         """Wake parked threads for ``ready`` waiting lanes if no working thread will take them (under the lock)."""
@@ -85,17 +96,20 @@ class Crew:
         for _ in range(min(ready, len(self.parked))):
             seat = self.parked.pop()
             seat.active = seat.chosen = True
+            self.working += 1
             seat.wake.notify()
 
     def park(self, seat: Seat) -> None:
         """Wait until woken for work or closed (under the lock)."""
         seat.active = False
+        self.working -= 1
         self.parked.append(seat)
         while not seat.chosen and not self.closed:
             seat.wake.wait()
         if not seat.chosen:  # closed while parked
             self.parked.remove(seat)
             seat.active = True
+            self.working += 1
 
     def close(self) -> None:
         """Wake every parked thread to exit (under the lock)."""

@@ -106,7 +106,11 @@ class JobThreads:
                 else:
                     self.shutdown.request("a job raised a critical error", ExitCode.CRITICAL_JOB_ERROR)
                     ledger.stopping = True
-                if verdict is not Verdict.DONE or (ledger.ready and now >= slice_ends):
+                if (
+                    verdict is not Verdict.DONE
+                    or (ledger.ready and now >= slice_ends)
+                    or ledger.crew.surplus(seat, now)  # another thread is free: fewer threads, fewer GIL hand-offs
+                ):
                     ledger.release(lane)  # behind the waiting lanes, for fairness (no-op while retrying)
                     return
                 started = self._start(lane, seat, now)
