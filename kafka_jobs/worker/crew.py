@@ -78,6 +78,13 @@ class Crew:
         self.working += 1
         return seat
 
+    def leave(self, seat: Seat) -> None:
+        """Remove the seat of a thread that exits (under the lock): a crashed thread must not look free."""
+        if seat in self.seats:
+            self.seats.remove(seat)
+            if seat.active:
+                self.working -= 1
+
     def free(self, now: float, besides: Seat | None = None) -> bool:
         """True if a working thread (other than ``besides``) will take ready work soon (under the lock)."""
         return any(s.active and s is not besides and not s.stalled(now) for s in self.seats)

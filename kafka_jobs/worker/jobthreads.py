@@ -43,13 +43,15 @@ class JobThreads:
 
     def _main(self) -> None:
         dedicate_thread()
+        seat = self.ledger.join_crew()
         try:
-            seat = self.ledger.join_crew()
             while (lane := self.ledger.next_lane(seat)) is not None:
                 self._run_lane(lane, seat)
         except BaseException:  # a bug in the worker itself (jobs' errors never get here): stop, don't hang
             logger.critical("Job thread crashed; stopping the worker (unfinished jobs run again)", exc_info=True)
             self.shutdown.request("a job thread crashed", ExitCode.ERROR)
+        finally:
+            self.ledger.leave_crew(seat)
 
     def _run_lane(self, lane: Lane, seat: Seat) -> None:
         """Run a lane's messages in order until it is empty, fails, or its time slice ends with others waiting.

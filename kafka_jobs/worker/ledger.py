@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from confluent_kafka import TopicPartition
 
-from .crew import Crew, Seat
+from .crew import STALL, Crew, Seat
 from .partition import Fetched, Lane, PartitionState
 
 
@@ -127,7 +127,8 @@ class Ledger:
         deadline = time.monotonic() + timeout
         with self.cond:
             while any(s.running for s in states) and (left := deadline - time.monotonic()) > 0:
-                self.cond.wait(left)
+                self.cond.wait(min(left, STALL))
+                self.wake_threads()  # the other partitions' lanes, while the poll loop waits here
             return [s for s in states if s.running]
 
     def forget(self, states: Iterable[PartitionState]) -> None:
@@ -170,6 +171,11 @@ class Ledger:
         """Give a new job thread its seat in the crew."""
         with self.cond:
             return self.crew.join()
+
+    def leave_crew(self, seat: Seat) -> None:
+        """Take an exiting job thread's seat out of the crew."""
+        with self.cond:
+            self.crew.leave(seat)
 
     def next_lane(self, seat: Seat) -> Lane | None:
         """Take a ready lane, or park until woken for one; None once closed.

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from kafka_jobs.routing import active_job_topic
+from kafka_jobs.worker import ExitCode
 from kafka_jobs.worker.crew import PACE_CAP, SLOW_JOB, STALL, Crew, Seat
+from kafka_jobs.worker.executor import Outcome, Verdict
 from kafka_jobs.worker.ledger import Ledger
 from kafka_jobs.worker.partition import Lane, PartitionState
 from tests.helpers import wait_for
+from tests.unit.fakes import FakeCluster, FakeExecutor, WorkerRun
 
 WAIT = 10.0
 T0 = 1000.0  # a monotonic time
+
+
+def values(count: int) -> list[bytes]:
+    return [str(i).encode() for i in range(count)]
 
 
 def new_crew() -> Crew:
@@ -151,3 +159,33 @@ def test_a_parked_thread_woken_for_a_lane_takes_it() -> None:
     thread.join(WAIT)
 
     assert taken == [state.lane(None)]
+
+
+def test_a_worker_runs_quick_jobs_then_four_waiting_jobs_at_once_on_four_threads() -> None:
+    # Quick jobs on six partitions first (the threads settle on as few as keep up), then on four partitions
+    # a job that waits at a barrier until four run at once (bounded): the stuck threads must be noticed.
+    cluster = FakeCluster()
+    for partition in range(6):
+        cluster.produce("wide", partition, *values(300), *([b"wait"] if partition < 4 else []))
+    barrier = threading.Barrier(4)
+    threads: set[str] = set()
+    met: list[bool] = []
+
+    def handler(message: Any, failures: int) -> Outcome:
+        if message.value() == b"wait":
+            try:
+                barrier.wait(WAIT)
+                met.append(True)
+            except threading.BrokenBarrierError:
+                met.append(False)
+            threads.add(threading.current_thread().name)
+        return Outcome(Verdict.DONE)
+
+    executor = FakeExecutor(handler)
+    run = WorkerRun(cluster, [active_job_topic("wide", partitions=6)], executor, burst=True, concurrency=4)
+    run.start()
+
+    assert run.wait() == ExitCode.OK
+    assert met == [True] * 4 and len(threads) == 4
+    for partition in range(6):
+        assert executor.runs("wide", partition) == list(range(300 + (partition < 4)))
