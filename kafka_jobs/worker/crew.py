@@ -2,9 +2,9 @@
 
 Jobs that wait (I/O) run in parallel on up to ``--concurrency`` threads; jobs that do not wait gain nothing
 from a second thread, only GIL hand-offs and wake-ups that cost more than the job. So a parked thread is
-woken only when no working thread will soon take the waiting lane itself: every working thread is inside
-a job that has run for ``STALL`` or more, or whose jobs lately took ``SLOW_JOB`` or more on average (they
-wait on something). A working thread that ends a lane while another one is free to take the next parks
+woken only when no working thread will soon take the waiting lane itself: every working thread is busy,
+inside a job that has run for ``STALL`` or more, or running jobs that lately took ``SLOW_JOB`` or more on
+average (they wait on something). A working thread that ends a lane while another one is free to take the next parks
 instead (the ready lanes then go to that one), and so does one that finishes a job while another working
 thread is free, handing its lane back: a thread woken by mistake (its peer only looked stuck, e.g. while the
 machine was busy) works one job, not a whole lane. Parked threads are woken last-parked first (their stacks
@@ -55,10 +55,16 @@ class Seat:
         self.pace += ((took if took < PACE_CAP else PACE_CAP) - self.pace) * PACE_WEIGHT
         self.started = 0.0
 
-    def stalled(self, now: float) -> bool:
-        """True if this thread is inside a job it will not leave soon (under the lock)."""
+    def busy(self, now: float) -> bool:
+        """True if this thread will not take ready work soon (under the lock).
+
+        It is inside a job that has run for ``STALL``, or its jobs lately waited: between two of them it
+        takes the next lane, but the lane after waits as long, so it cannot keep other lanes moving.
+        """
+        if self.pace >= SLOW_JOB:
+            return True
         started = self.started
-        return started != 0.0 and (self.pace >= SLOW_JOB or now - started >= STALL)
+        return started != 0.0 and now - started >= STALL
 
 
 class Crew:
@@ -69,6 +75,7 @@ class Crew:
         self.seats: list[Seat] = []
         self.parked: list[Seat] = []  # last parked at the end: woken first
         self.working = 0  # seats not parked
+        self.called = 0  # seats woken for a lane that have not looked for it yet
         self.closed = False
 
     def join(self) -> Seat:
@@ -81,13 +88,14 @@ class Crew:
     def leave(self, seat: Seat) -> None:
         """Remove the seat of a thread that exits (under the lock): a crashed thread must not look free."""
         if seat in self.seats:
+            self.answer(seat)
             self.seats.remove(seat)
             if seat.active:
                 self.working -= 1
 
     def free(self, now: float, besides: Seat | None = None) -> bool:
         """True if a working thread (other than ``besides``) will take ready work soon (under the lock)."""
-        return any(s.active and s is not besides and not s.stalled(now) for s in self.seats)
+        return any(s.active and s is not besides and not s.busy(now) for s in self.seats)
 
     def surplus(self, seat: Seat, now: float) -> bool:
         """True if ``seat``, between two jobs, is not needed: another working thread is free (under the lock).
@@ -98,13 +106,23 @@ class Crew:
 
     def wake(self, ready: int, now: float) -> None:
         """Wake parked threads for ``ready`` waiting lanes if no working thread will take them (under the lock)."""
-        if not ready or not self.parked or self.free(now):
+        ready -= self.called  # lanes a woken thread is already on its way to
+        if ready <= 0 or not self.parked or self.free(now):
             return
         for _ in range(min(ready, len(self.parked))):
             seat = self.parked.pop()
             seat.active = seat.chosen = True
             self.working += 1
+            self.called += 1
             seat.wake.notify()
+
+    def answer(self, seat: Seat) -> bool:
+        """Return whether ``seat`` was woken for a lane, and forget it (under the lock)."""
+        if not seat.chosen:
+            return False
+        seat.chosen = False
+        self.called -= 1
+        return True
 
     def park(self, seat: Seat) -> None:
         """Wait until woken for work or closed (under the lock)."""

@@ -184,15 +184,16 @@ class Ledger:
         them: quick jobs run on as few threads as keep up (see ``kafka_jobs.worker.crew``).
         """
         with self.cond:
+            crew = self.crew
             while not self.closed:
-                if self.ready and (seat.chosen or not self.crew.free(time.monotonic(), besides=seat)):
-                    seat.chosen = False
+                called = crew.answer(seat)
+                if self.ready and (called or not crew.free(time.monotonic(), besides=seat)):
                     lane = self.ready.popleft()
                     lane.queued = False
                     lane.running = True
                     return lane
-                seat.chosen = False
-                self.crew.park(seat)
+                crew.park(seat)
+            crew.answer(seat)
             return None
 
     def may_start(self, lane: Lane) -> bool:

@@ -75,6 +75,22 @@ def test_when_every_working_thread_is_stuck_in_a_job_one_thread_per_ready_lane_w
     assert crew.parked == [first]
 
 
+def test_a_lane_a_woken_thread_is_on_its_way_to_wakes_no_other() -> None:
+    crew = new_crew()
+    working = crew.join()
+    working.pace = SLOW_JOB  # its jobs wait
+    first, last = parked(crew, 2)
+
+    crew.wake(1, T0)
+    crew.wake(1, T0)  # the poll thread again, before the woken thread took the lane
+
+    assert (last.chosen, first.chosen) == (True, False)
+    assert crew.answer(last) and not last.chosen
+    last.pace = SLOW_JOB  # it took the lane, and its jobs wait too: one more lane wakes one more thread
+    crew.wake(1, T0)
+    assert first.chosen
+
+
 def test_with_no_working_thread_a_ready_lane_wakes_one() -> None:
     crew = new_crew()
     first, last = parked(crew, 2)
@@ -84,13 +100,16 @@ def test_with_no_working_thread_a_ready_lane_wakes_one() -> None:
     assert (last.chosen, first.chosen) == (True, False)
 
 
-def test_a_thread_whose_jobs_wait_counts_as_stuck_as_soon_as_it_starts_its_next_job() -> None:
+def test_a_thread_whose_jobs_wait_counts_as_busy_between_them_too() -> None:
     seat = new_crew().join()
     now = quick_jobs(seat, 20, took=2 * PACE_CAP)  # e.g. a query each
-    seat.begin(now)
 
     assert seat.pace >= SLOW_JOB
-    assert seat.stalled(now)
+    assert seat.busy(now)
+    seat.begin(now)
+    assert seat.busy(now)
+    now = quick_jobs(seat, 20)  # quick again: free soon
+    assert not seat.busy(now)
 
 
 def test_a_quick_job_that_waited_long_for_the_gil_now_and_then_does_not_make_its_thread_look_stuck() -> None:
@@ -102,8 +121,8 @@ def test_a_quick_job_that_waited_long_for_the_gil_now_and_then_does_not_make_its
     seat.begin(now)
 
     assert seat.pace < SLOW_JOB
-    assert not seat.stalled(now + STALL / 2)
-    assert seat.stalled(now + 2 * STALL)
+    assert not seat.busy(now + STALL / 2)
+    assert seat.busy(now + 2 * STALL)
 
 
 def ledger_with_ready_lane() -> tuple[Ledger, Lane]:
