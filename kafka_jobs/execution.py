@@ -6,23 +6,19 @@ Shared by every backend and the worker, so a job behaves the same however it is 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from contextvars import ContextVar
 from time import monotonic
 from typing import Any
 
-from asgiref.local import Local
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils import timezone, translation
-from django.utils.translation import trans_real
 
-from . import signals
+from . import activelocale, signals
 from .job import Job
 from .ops.context import restored
 
@@ -87,45 +83,6 @@ def _setting_changed(*, setting: str, **kwargs: Any) -> None:
         _defaults = None
 
 
-def _stores_each_write_anew() -> bool:
-    """True if asgiref's ``Local`` keeps its data in a context variable and stores each write as a new object.
-
-    Then a thread's language and time zone (``Local``s in Django) are unchanged while those variables hold
-    the same objects: the check after a job compares two identities instead of reading both (about 2.4 µs).
-    Probed once, by behaviour; with any other ``Local`` the check reads them.
-    """
-    try:
-        local = Local()
-        var = local._storage._data  # type: ignore[attr-defined]
-        if not isinstance(var, ContextVar):
-            return False
-        seen = [var.get(None)]
-        local.probe = 1
-        seen.append(var.get(None))
-        local.probe = 1  # the same value again: still a new object
-        seen.append(var.get(None))
-        del local.probe
-        seen.append(var.get(None))
-    except Exception:
-        return False
-    actives = (trans_real._active, timezone._active)  # type: ignore[attr-defined]
-    return all(a is not b for a, b in itertools.pairwise(seen)) and all(type(a) is type(local) for a in actives)
-
-
-_IDENTITY_CHECK = _stores_each_write_anew()
-
-
-def _state() -> tuple[object, object]:
-    """What identifies the thread's active language and time zone (only with ``_IDENTITY_CHECK``).
-
-    A new ``Local`` (Django makes one when LANGUAGE_CODE changes) starts empty: the defaults.
-    """
-    return (
-        trans_real._active._storage._data.get(None),  # type: ignore[attr-defined]
-        timezone._active._storage._data.get(None),  # type: ignore[attr-defined]
-    )
-
-
 def dedicate_thread() -> None:
     """Mark the calling thread as a job thread: between two jobs only the worker's own code runs on it.
 
@@ -150,7 +107,7 @@ class worker_thread_context:  # named like the function it replaced: callers pas
     defaults (a job that activates another language is still reset after it). On a dedicated job thread
     (``dedicate_thread``) the check before a job is skipped when the defaults are known to be active. The
     check after a job that ran with the defaults is skipped when the state of both is the very object it
-    was before the job (see ``_stores_each_write_anew``): nothing activated or deactivated anything.
+    was before the job (see ``activelocale.stored``): nothing activated or deactivated anything.
     """
 
     __slots__ = ("defaults", "job", "mark", "untouched")
@@ -171,7 +128,7 @@ class worker_thread_context:  # named like the function it replaced: callers pas
         if known and language == default_language and zone == default_zone:
             # Almost every job: nothing to read, nothing to activate; the thread stays known unless it changes.
             self.mark = False
-            self.untouched = _state() if _IDENTITY_CHECK else None
+            self.untouched = activelocale.stored() if activelocale.FAST else None
             return
         thread.defaults = None  # until this job's exit has checked them again
         if not known and not getattr(thread, "primed", False):
@@ -189,12 +146,12 @@ class worker_thread_context:  # named like the function it replaced: callers pas
             _activate(job, timezone.activate, zone, default_zone, "unknown timezone", job.timezone)
             at_defaults = False
         self.mark = True
-        self.untouched = _state() if at_defaults and _IDENTITY_CHECK else None
+        self.untouched = activelocale.stored() if at_defaults and activelocale.FAST else None
 
     def __exit__(self, *exc_info: object) -> None:
         thread = _worker_thread
         untouched = self.untouched
-        if untouched is None or _state() != untouched:
+        if untouched is None or activelocale.stored() != untouched:
             thread.defaults = None  # until checked (should activating the defaults fail)
             default_language, default_zone = self.defaults
             if translation.get_language() != default_language:

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone, translation
 
-from kafka_jobs import Job, execution, signals
+from kafka_jobs import Job, activelocale, signals
 from kafka_jobs.execution import dedicate_thread, forget_thread_state, job_context, run_job, worker_thread_context
 
 seen: list[tuple[str, str]] = []
@@ -158,7 +158,7 @@ def test_a_job_with_the_defaults_that_changes_the_thread_state_does_not_leak_int
 
 def test_the_asgiref_in_use_lets_the_check_after_a_job_compare_identities() -> None:
     # Otherwise every job pays for reading the language and time zone after it (correct, but slower).
-    assert execution._IDENTITY_CHECK
+    assert activelocale.FAST
 
 
 def test_a_dedicated_job_thread_follows_a_change_of_the_default_language_and_time_zone() -> None:
