@@ -26,6 +26,29 @@ from kafka_jobs.topics import create_topics
 from . import profile
 
 ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_INTERVAL = 0.05  # seconds between two readings of a worker's memory and CPU
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def machine_busy_seconds() -> float | None:
+    """Return the CPU seconds every program on this machine used since boot (all cores; Linux), or None."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(field) for field in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle and iowait
+    return (sum(fields[:8]) - idle) / CLOCK_TICKS
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """Return the CPU seconds (user and system, every thread) process ``pid`` used so far, or None."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+        fields = text[text.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +90,11 @@ class Scenario:
 
 @dataclasses.dataclass
 class WorkerRun:
-    """One ``runkafkaworker`` subprocess, with its memory sampled from /proc until it exits."""
+    """One ``runkafkaworker`` subprocess, with its memory and CPU sampled from /proc until it exits.
+
+    ``cpu_samples`` holds (time, CPU seconds of the whole machine, CPU seconds of this process) every
+    ``SAMPLE_INTERVAL``: with ``--processes`` this process is the supervisor, whose own CPU it shows.
+    """
 
     process: subprocess.Popen[bytes]
     started: float
@@ -77,6 +104,7 @@ class WorkerRun:
     ended: float | None = None
     profile_path: Path | None = None
     profiler: subprocess.Popen[bytes] | None = None
+    cpu_samples: list[tuple[float, float, float]] = dataclasses.field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._sampler = threading.Thread(target=self._sample, daemon=True)
@@ -96,7 +124,10 @@ class WorkerRun:
                         self.peak_rss_kb = max(self.peak_rss_kb, int(line.split()[1]))
             except (OSError, ValueError, IndexError):
                 return
-            time.sleep(0.05)
+            machine, own = machine_busy_seconds(), process_cpu_seconds(self.pid)
+            if machine is not None and own is not None:
+                self.cpu_samples.append((time.monotonic(), machine, own))
+            time.sleep(SAMPLE_INTERVAL)
 
     def wait(self, timeout: float) -> int:
         """Reap the worker (SIGTERM, then SIGKILL after ``timeout``); return its exit status."""

@@ -1,9 +1,10 @@
 """``python -m bench.inprocess [N]``: CPU per job of the job path and of perform_later, without a broker.
 
 Repeatable where the broker benches are noisy: N no-op jobs are encoded with the serializer and run through
-``Executor.process`` (decode, build the job, connections, signals, context) on this thread; then N
-``perform_later`` calls run with a producer whose ``produce`` only hands the message to a list.
-Prints microseconds of CPU per job (best of three rounds).
+``Executor.process`` (decode, build the job, connections, signals, context) on this thread, then through
+the ``ObservedExecutor`` that ``runkafkaworker`` uses (the same, plus the counters of reports and metrics,
+with their signal receivers connected); then N ``perform_later`` calls run with a producer whose
+``produce`` only hands the message to a list. Prints microseconds of CPU per job (best of three rounds).
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ import time
 from typing import Any
 
 import django
+from confluent_kafka import Message
 
 
 class _Message:
+    """A consumed message, for an older confluent-kafka whose Message cannot be made from Python."""
+
     __slots__ = ("_offset", "_value")
 
     def __init__(self, value: bytes, offset: int) -> None:
@@ -39,6 +43,14 @@ class _Message:
 
     def value(self) -> bytes:
         return self._value
+
+
+def _message(value: bytes, offset: int) -> Any:
+    """A message as the consumer returns it: its methods are C, a Python stand-in's cost more."""
+    try:
+        return Message(topic="bench.noop6", partition=0, offset=offset, value=value)
+    except TypeError:
+        return _Message(value, offset)
 
 
 class _Producer:
@@ -68,6 +80,8 @@ def main(argv: list[str]) -> None:
     from kafka_jobs import producer as producer_module
     from kafka_jobs.conf import get_settings
     from kafka_jobs.execution import dedicate_thread
+    from kafka_jobs.ops.executor import ObservedExecutor
+    from kafka_jobs.ops.stats import JobStats
     from kafka_jobs.routing import get_routes
     from kafka_jobs.serializer import get_serializer
     from kafka_jobs.worker.executor import Executor
@@ -77,17 +91,21 @@ def main(argv: list[str]) -> None:
     count = int(argv[0]) if argv else 20000
     dedicate_thread()  # this thread runs jobs as a worker's job thread does
     serializer = get_serializer()
-    messages = [_Message(serializer.dumps(NoopJob(i)), i) for i in range(count)]
-    executor = Executor(get_settings())
+    messages = [_message(serializer.dumps(NoopJob(i)), i) for i in range(count)]
+    stats = JobStats()
+    executors = {"job path": Executor(get_settings()), "observed": ObservedExecutor(get_settings(), stats)}
     route = get_routes().by_queue[NoopJob.queue_as]
 
     def owned() -> bool:
         return True
 
-    def process() -> int:
-        for message in messages:
-            executor.process(message, route, 0, owned)
-        return count
+    def process(executor: Executor) -> Any:
+        def run() -> int:
+            for message in messages:
+                executor.process(message, route, 0, owned)
+            return count
+
+        return run
 
     fake = _Producer()
     producer_module._instance = (os.getpid(), fake)  # type: ignore[assignment]
@@ -98,7 +116,12 @@ def main(argv: list[str]) -> None:
             NoopJob.perform_later(i)
         return count
 
-    print(f"job path:      {_best(3, process):6.2f} us CPU per job")
+    stats.connect()  # as the worker's monitor does
+    try:
+        for name, executor in executors.items():
+            print(f"{name + ':':14} {_best(3, process(executor)):6.2f} us CPU per job")
+    finally:
+        stats.disconnect()
     try:
         print(f"perform_later: {_best(3, enqueue):6.2f} us CPU per job")
     finally:

@@ -67,3 +67,13 @@ class CpuJob(Job):
         for i in range(iterations):
             total += i * i
         PROBE.tick()
+
+
+class SleepJob(Job):
+    """Wait ``seconds`` without the GIL, as a job waiting on I/O does, then tick: threads must overlap these."""
+
+    queue_as = "sleep6"
+
+    def perform(self, seconds: float) -> None:
+        time.sleep(seconds)
+        PROBE.tick()

@@ -8,4 +8,5 @@ routes = [
     active_job_topic("latency", partitions=1),
     active_job_topic("delays", partitions=6),
     active_job_topic("cpu6", partitions=6),  # CPU-bound jobs: --processes
+    active_job_topic("sleep6", partitions=6),  # jobs that wait (I/O-bound): --concurrency
 ]

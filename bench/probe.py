@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 CPU_EVERY = 1000  # calls between two readings of the process's CPU time (a system call: not on every call)
+MARK_EVERY = 50  # calls between two progress marks (count, time, process CPU): how far a process was, when
 
 
 class Probe:
@@ -24,7 +25,9 @@ class Probe:
 
     The CPU time is the whole process's (every thread, librdkafka's included) from the first call to the
     last multiple of ``CPU_EVERY``: per call, it shows what a job costs even when the machine is busy
-    with other work, which rates measured on the wall clock do not.
+    with other work, which rates measured on the wall clock do not. Every ``MARK_EVERY`` calls a mark
+    (count, time, CPU) records the progress, so jobs and CPU of several processes can be compared over
+    the same stretch of time (``bench.processes``).
     """
 
     def __init__(self) -> None:
@@ -36,6 +39,7 @@ class Probe:
         self.gap_after = 0  # the count of the call the longest gap came after
         self.cpu_first: float | None = None
         self.cpu_mark: tuple[int, float] | None = None  # (count, process CPU seconds) at the last reading
+        self.marks: list[tuple[int, float, float]] = []  # (count, time, process CPU seconds) every MARK_EVERY
 
     def tick(self) -> None:
         """Record one call now."""
@@ -51,6 +55,8 @@ class Probe:
             self.count += 1
             if self.count % CPU_EVERY == 0:
                 self.cpu_mark = (self.count, time.process_time())
+            if self.count % MARK_EVERY == 0 or self.count == 1:
+                self.marks.append((self.count, now, time.process_time()))
 
     def cpu_per_call(self) -> float | None:
         """Return the process's CPU seconds per call between the first call and the last reading."""
@@ -69,6 +75,7 @@ class Probe:
             "longest_gap": self.longest_gap,
             "gap_after": self.gap_after,
             "cpu_per_call": self.cpu_per_call(),
+            "marks": self.marks,
         }
 
     def rate(self) -> float:

@@ -2,41 +2,65 @@
 
 Django keeps both in asgiref ``Local`` objects. Reading a value that is not set (the usual case outside a
 request) raises and catches two exceptions under a lock: ``get_language()`` and
-``get_current_timezone_name()`` together cost more than the rest of encoding a job. asgiref (since 3.12)
-keeps a ``Local``'s values in a ``ContextVar`` and stores a new object there whenever one is set or deleted, so
+``get_current_timezone_name()`` together cost more than the rest of encoding a job. asgiref keeps a
+``Local``'s values in a ``ContextVar`` and stores a new object there whenever one is set or deleted, so
 each thread remembers the two stored objects it last saw and the answer they gave, and asks Django again
 only when one of them is replaced (``activate``, ``override``, a new request or task, Django replacing a
 ``Local`` when ``LANGUAGE_CODE`` changes or translations are reloaded) or when a setting changes.
-With an older asgiref, every call asks Django.
+With an asgiref that stores values otherwise, every call asks Django. The worker's job threads use the
+same identities (``stored``) to see that a job left the thread's language and time zone untouched.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from contextvars import ContextVar
 from typing import Any
 
-from asgiref import local as asgiref_local
+from asgiref.local import Local
 from django.utils import timezone, translation
 from django.utils.translation import trans_real
 
-_MISSING = object()
+
+def _stores_each_write_anew() -> bool:
+    """True if asgiref's ``Local`` keeps its data in a context variable and stores each write as a new object.
+
+    Then a thread's language and time zone (``Local`` objects in Django) are unchanged while those variables
+    hold the same objects, and comparing two identities replaces asking Django. Probed once, by behaviour:
+    with any other ``Local`` (another asgiref), every caller asks Django.
+    """
+    try:
+        local = Local()
+        var = local._storage._data  # type: ignore[attr-defined]
+        if not isinstance(var, ContextVar):
+            return False
+        seen = [var.get(None)]
+        local.probe = 1
+        seen.append(var.get(None))
+        local.probe = 1  # the same value again: still a new object
+        seen.append(var.get(None))
+        del local.probe
+        seen.append(var.get(None))
+    except Exception:
+        return False
+    actives = (trans_real._active, timezone._active)  # type: ignore[attr-defined]
+    return all(a is not b for a, b in itertools.pairwise(seen)) and all(type(a) is type(local) for a in actives)
 
 
-def _value_var(local: Any) -> ContextVar[Any] | None:
-    """Return the ContextVar that holds ``local``'s values, or None if this asgiref keeps them otherwise."""
-    storage = vars(local).get("_storage")
-    variable = getattr(storage, "__dict__", {}).get("_data")
-    # _Storage (asgiref >= 3.12): values are copied into a new object on every change, never changed in place;
-    # before 3.12 the stored dict itself was changed, so nothing could tell a change and Django is asked each time.
-    if isinstance(variable, ContextVar) and hasattr(asgiref_local, "_Storage"):
-        return variable
-    return None
+FAST = _stores_each_write_anew()
 
 
-# Checked once: both locals are asgiref Locals of the installed version (Django may replace them by new ones,
-# of the same kind).
-FAST = _value_var(trans_real._active) is not None and _value_var(timezone._active) is not None  # type: ignore[attr-defined]
+def stored() -> tuple[object, object]:
+    """What identifies this thread's active language and time zone (only meaningful when ``FAST``).
+
+    Read through the modules each time: Django replaces a ``Local`` when LANGUAGE_CODE changes or
+    translations are reloaded (a new one starts empty: its stored object is None).
+    """
+    return (
+        trans_real._active._storage._data.get(None),  # type: ignore[attr-defined]
+        timezone._active._storage._data.get(None),  # type: ignore[attr-defined]
+    )
 
 
 class _Seen(threading.local):
@@ -58,11 +82,7 @@ def current() -> tuple[str | None, str]:
     """Return the active language (``translation.get_language()``) and time zone name of this thread."""
     if not FAST:
         return translation.get_language(), timezone.get_current_timezone_name()
-    # Read through the modules each time: Django replaces a Local when LANGUAGE_CODE changes or translations
-    # are reloaded (its stored object then differs from the one seen: nothing or a new one).
-    language_stored = trans_real._active._storage._data.get(_MISSING)  # type: ignore[attr-defined]
-    zone_stored = timezone._active._storage._data.get(_MISSING)  # type: ignore[attr-defined]
-    key = (_generation, language_stored, zone_stored)
+    key = (_generation, *stored())
     seen = _seen
     if seen.key != key:
         seen.answer = translation.get_language(), timezone.get_current_timezone_name()

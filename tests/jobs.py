@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from contextvars import ContextVar
 from pathlib import Path
@@ -128,6 +129,33 @@ class TraceJob(Job):
         trace(log, "started", self, tag=tag)
         time.sleep(seconds)  # the job's own work, not test synchronisation
         trace(log, "finished", self, tag=tag)
+
+
+# GatherJob's meeting point, in the worker process: four jobs must be running at once to pass it.
+GATHER_PARTIES = 4
+GATHER_TIMEOUT = 30.0
+_gathering = threading.Barrier(GATHER_PARTIES)
+
+
+class GatherJob(Job):
+    """Wait until four GatherJobs run at once (bounded by GATHER_TIMEOUT); record whether they met.
+
+    A job that waits (like one waiting on I/O) must get a thread of its own while others wait too: with
+    fewer than four running at once, the barrier times out and every GatherJob records ``met`` false.
+    """
+
+    queue_as = "wide"
+
+    def perform(self, log: str, tag: Any, gather: bool = True) -> None:
+        if not gather:  # a quick job
+            trace(log, "finished", self, tag=tag, met=None)
+            return
+        try:
+            _gathering.wait(GATHER_TIMEOUT)
+            met = True
+        except threading.BrokenBarrierError:
+            met = False
+        trace(log, "finished", self, tag=tag, met=met)
 
 
 class OrderedJob(Job):

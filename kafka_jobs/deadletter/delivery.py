@@ -72,6 +72,11 @@ class DeadLetterDelivery:
                 self._producer = DeadLetterProducer(self.settings, self._producer_limit())
             return self._producer
 
+    def waiting(self) -> bool:
+        """True if some decided dead letter is not written yet (read without the lock: the executor asks before
+        each job, and a decision for the message it is about to run was made before its lane came back)."""
+        return bool(self._pending)
+
     def pending(self, key: Key) -> PendingDeadLetter | None:
         """Return the decided, unwritten dead letter of the message at ``key``, if any."""
         with self._lock:

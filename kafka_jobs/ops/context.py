@@ -9,8 +9,7 @@ there before, even when the job fails. ``ContextVarContext`` does this for a ``c
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from contextvars import ContextVar
 from functools import cache
 from typing import Any, Protocol, runtime_checkable
@@ -120,15 +119,43 @@ def capture() -> dict[str, Any] | None:
     return values or None
 
 
-@contextlib.contextmanager
-def restored(values: Mapping[str, Any] | None) -> Iterator[None]:
-    """Restore the carried ``values`` for the block; reset them afterwards, in reverse order."""
-    if not values:
-        yield
-        return
-    with contextlib.ExitStack() as stack:
-        for context in contexts():
-            if context.key in values:
-                token = context.restore(values[context.key])
-                stack.callback(context.reset, token)
-        yield
+class restored:  # a class, not a generator with an ExitStack: it runs around every job that carries context
+    """Restore the carried ``values`` for the block; reset them afterwards, in reverse order.
+
+    Every reset runs, even if one raises (then the last error raised propagates); a restore that raises
+    first resets those already restored.
+    """
+
+    __slots__ = ("_resets", "_values")
+
+    def __init__(self, values: Mapping[str, Any] | None) -> None:
+        self._values = values
+        self._resets: list[tuple[Any, Any]] = []
+
+    def __enter__(self) -> None:
+        values = self._values
+        if not values:
+            return
+        resets = self._resets
+        try:
+            for context in contexts():
+                if context.key in values:
+                    resets.append((context.reset, context.restore(values[context.key])))
+        except BaseException:
+            self._reset_all()
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._reset_all()
+
+    def _reset_all(self) -> None:
+        resets = self._resets
+        error: BaseException | None = None
+        while resets:
+            reset, token = resets.pop()
+            try:
+                reset(token)
+            except BaseException as exc:  # the other resets still run
+                error = exc
+        if error is not None:
+            raise error

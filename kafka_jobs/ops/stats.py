@@ -85,7 +85,7 @@ class JobStats:
         return stats
 
     def started(self, thread: int, message: Any) -> None:
-        """Record that ``thread`` runs ``message`` from now."""
+        """Record that ``thread`` runs ``message`` from now (``ObservedExecutor`` does this inline)."""
         self.running[thread] = (message, time.time())
 
     def finished(self, thread: int, message: Any, duration: float, outcome: Outcome) -> None:

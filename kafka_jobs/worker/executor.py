@@ -184,11 +184,13 @@ class Executor:
         Never raises: whatever goes wrong becomes an outcome, so a job thread cannot die.
         """
         attempt = failures + 1
-        key = (message.topic(), message.partition(), message.offset())
+        dead_letters = self.dead_letters
         try:
-            pending = self.dead_letters.pending(key)
-            if pending is not None:  # the job ran and its fate is decided: only its dead letter is left to write
-                return self._deliver(message, route, key, pending, owned)
+            if dead_letters.waiting():  # rare: only while a dead letter could not be written yet
+                key = (message.topic(), message.partition(), message.offset())
+                pending = dead_letters.pending(key)
+                if pending is not None:  # the job ran and its fate is decided: only its dead letter is left to write
+                    return self._deliver(message, route, key, pending, owned)
             return self._process(message, route, attempt, owned, envelope)
         except CRITICAL as exc:  # outside the job itself, e.g. MemoryError while decoding
             logger.critical(
@@ -199,7 +201,7 @@ class Executor:
             return Outcome(Verdict.CRITICAL, error=exc)
         except Exception as exc:  # a bug here, never the job's: keep the message and try again later
             delay = self.backoff_for(route).delay(attempt)
-            decided = self.dead_letters.pending(key) is not None
+            decided = dead_letters.pending((message.topic(), message.partition(), message.offset())) is not None
             logger.exception(
                 "%s: internal error while handling the message (%s); retrying %s in %.2fs",
                 describe(message, None, attempt),
@@ -223,9 +225,10 @@ class Executor:
             if may_pass(exc):  # e.g. the database is down: the route's policy applies
                 return self._unloadable(message, route, exc, attempt, owned)
             return self._poison(message, route, exc, owned)  # whatever it is, this message can never run
-        wait = seconds_until(job.scheduled_at)
-        if wait > 0:
-            return Outcome(Verdict.RETRY, delay=wait, counts_as_failure=False)
+        if job.scheduled_at is not None:
+            wait = seconds_until(job.scheduled_at)
+            if wait > 0:
+                return Outcome(Verdict.RETRY, delay=wait, counts_as_failure=False)
         attempt += job.executions  # runs before this message: a job retried through the delay tiers
         job.executions = attempt - 1  # run_job counts this execution
         job.message = _info(message)

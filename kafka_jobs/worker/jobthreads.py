@@ -11,6 +11,7 @@ import threading
 import time
 
 from ..execution import dedicate_thread
+from .crew import Seat
 from .executor import Executor, Verdict
 from .ledger import Ledger
 from .partition import Fetched, Lane
@@ -42,14 +43,17 @@ class JobThreads:
 
     def _main(self) -> None:
         dedicate_thread()
+        seat = self.ledger.join_crew()
         try:
-            while (lane := self.ledger.next_lane()) is not None:
-                self._run_lane(lane)
+            while (lane := self.ledger.next_lane(seat)) is not None:
+                self._run_lane(lane, seat)
         except BaseException:  # a bug in the worker itself (jobs' errors never get here): stop, don't hang
             logger.critical("Job thread crashed; stopping the worker (unfinished jobs run again)", exc_info=True)
             self.shutdown.request("a job thread crashed", ExitCode.ERROR)
+        finally:
+            self.ledger.leave_crew(seat)
 
-    def _run_lane(self, lane: Lane) -> None:
+    def _run_lane(self, lane: Lane, seat: Seat) -> None:
         """Run a lane's messages in order until it is empty, fails, or its time slice ends with others waiting.
 
         Finishing one job and starting the next take the ledger's lock once. A lane keeps its thread for
@@ -64,21 +68,25 @@ class JobThreads:
         def owned() -> bool:
             return not state.revoked
 
-        slice_ends = time.monotonic() + LANE_SLICE
+        now = time.monotonic()
+        slice_ends = now + LANE_SLICE
         with ledger.cond:
-            started = self._start(lane)
+            started = self._start(lane, seat, now)
         while started is not None:
             fetched, offset, failures = started
             try:
                 outcome = process(fetched[0], route, failures, owned, envelope=fetched[1])
             except BaseException:  # a bug (the executor never raises): the stop must not wait for this job
                 with ledger.cond:
+                    seat.end(time.monotonic())
                     ledger.running -= 1
                     state.running_offsets.discard(offset)
                     lane.running = False
                     ledger.cond.notify_all()
                 raise
             with ledger.cond:
+                now = time.monotonic()
+                seat.end(now)
                 ledger.running -= 1
                 state.running_offsets.discard(offset)
                 verdict = outcome.verdict
@@ -100,12 +108,16 @@ class JobThreads:
                 else:
                     self.shutdown.request("a job raised a critical error", ExitCode.CRITICAL_JOB_ERROR)
                     ledger.stopping = True
-                if verdict is not Verdict.DONE or (ledger.ready and time.monotonic() >= slice_ends):
+                if (
+                    verdict is not Verdict.DONE
+                    or (ledger.ready and now >= slice_ends)
+                    or ledger.crew.surplus(seat, now)  # another thread is free: fewer threads, fewer GIL hand-offs
+                ):
                     ledger.release(lane)  # behind the waiting lanes, for fairness (no-op while retrying)
                     return
-                started = self._start(lane)
+                started = self._start(lane, seat, now)
 
-    def _start(self, lane: Lane) -> tuple[Fetched, int, int] | None:
+    def _start(self, lane: Lane, seat: Seat, now: float) -> tuple[Fetched, int, int] | None:
         """Mark the lane's head job running and return it with its offset and failed runs (under cond).
 
         None if it may not start: the lane is then given up (the poll thread's schedule_due re-queues it
@@ -124,4 +136,5 @@ class JobThreads:
         failures = state.failures.get(offset, 0) if state.failures else 0
         state.running_offsets.add(offset)
         ledger.running += 1
+        seat.begin(now)
         return fetched, offset, failures

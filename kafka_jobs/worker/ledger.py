@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from confluent_kafka import TopicPartition
 
+from .crew import STALL, Crew, Seat
 from .partition import Fetched, Lane, PartitionState
 
 
@@ -21,14 +22,14 @@ class Ledger:
     """Assigned partitions, lanes waiting for a thread, and job counts; guarded by ``cond``.
 
     Methods whose docstring says "under cond" expect the caller to hold it; the others take it. Job threads
-    wait for ready lanes on ``work``, a second condition of the same lock, so making one lane ready wakes one
-    thread rather than all of them; everything else waits on ``cond``.
+    park in ``crew`` (a condition each, on the same lock), which decides whether a ready lane needs another
+    thread (see ``kafka_jobs.worker.crew``); everything else waits on ``cond``.
     """
 
     def __init__(self, max_buffered: int, max_jobs: int | None = None) -> None:
         lock = threading.RLock()
         self.cond = threading.Condition(lock)
-        self.work = threading.Condition(lock)
+        self.crew = Crew(lock)
         self.max_buffered = max_buffered
         self.max_jobs = max_jobs
         self.partitions: dict[tuple[str, int], PartitionState] = {}
@@ -73,9 +74,9 @@ class Ledger:
             self.wake_threads()
 
     def wake_threads(self) -> None:
-        """Wake one waiting job thread per ready lane (under cond)."""
+        """Wake parked job threads for the ready lanes if no working thread will take them soon (under cond)."""
         if self.ready:
-            self.work.notify(len(self.ready))
+            self.crew.wake(len(self.ready), time.monotonic())
 
     def wait_for_room(self, timeout: float) -> bool:
         """Wait up to ``timeout`` until the full partitions (not paused) drain to ``room_level``; True if so.
@@ -126,7 +127,8 @@ class Ledger:
         deadline = time.monotonic() + timeout
         with self.cond:
             while any(s.running for s in states) and (left := deadline - time.monotonic()) > 0:
-                self.cond.wait(left)
+                self.cond.wait(min(left, STALL))
+                self.wake_threads()  # the other partitions' lanes, while the poll loop waits here
             return [s for s in states if s.running]
 
     def forget(self, states: Iterable[PartitionState]) -> None:
@@ -161,21 +163,38 @@ class Ledger:
         with self.cond:
             self.closed = True
             self.cond.notify_all()
-            self.work.notify_all()
+            self.crew.close()
 
     # Job threads ------------------------------------------------------------------------------------------
 
-    def next_lane(self) -> Lane | None:
-        """Wait for a ready lane and take it; None once closed."""
+    def join_crew(self) -> Seat:
+        """Give a new job thread its seat in the crew."""
         with self.cond:
-            while not self.ready and not self.closed:
-                self.work.wait()
-            if self.closed:
-                return None
-            lane = self.ready.popleft()
-            lane.queued = False
-            lane.running = True
-            return lane
+            return self.crew.join()
+
+    def leave_crew(self, seat: Seat) -> None:
+        """Take an exiting job thread's seat out of the crew."""
+        with self.cond:
+            self.crew.leave(seat)
+
+    def next_lane(self, seat: Seat) -> Lane | None:
+        """Take a ready lane, or park until woken for one; None once closed.
+
+        A thread coming off a lane parks even with lanes ready if another working thread is free to take
+        them: quick jobs run on as few threads as keep up (see ``kafka_jobs.worker.crew``).
+        """
+        with self.cond:
+            crew = self.crew
+            while not self.closed:
+                called = crew.answer(seat)
+                if self.ready and (called or not crew.free(time.monotonic(), besides=seat)):
+                    lane = self.ready.popleft()
+                    lane.queued = False
+                    lane.running = True
+                    return lane
+                crew.park(seat)
+            crew.answer(seat)
+            return None
 
     def may_start(self, lane: Lane) -> bool:
         """True if the lane's head job may start now (under cond)."""

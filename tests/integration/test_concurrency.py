@@ -11,7 +11,7 @@ import pytest
 from kafka_jobs import perform_all_later
 from kafka_jobs.producer import get_producer
 from tests.integration.conftest import KafkaEnv
-from tests.jobs import RecordJob, TraceJob, WidgetJob, read_records
+from tests.jobs import GATHER_PARTIES, GatherJob, RecordJob, TraceJob, WidgetJob, read_records
 from tests.models import Widget
 
 pytestmark = pytest.mark.integration
@@ -58,6 +58,35 @@ def test_partitions_run_in_parallel_and_each_partition_in_order_one_job_at_a_tim
     # The two partitions ran at the same time, on different threads.
     assert any(overlap(a, b) for a in pairs[0] for b in pairs[1])
     assert kafka_env.committed_offsets("default", 2) == [4, 4]
+
+
+def test_jobs_that_wait_run_on_four_threads_at_once(kafka_env: KafkaEnv) -> None:
+    # Each GatherJob waits at a barrier until four of them run at once (bounded): quick jobs share a thread,
+    # but jobs that wait must each get one while the others wait, up to --concurrency. Quick jobs on six
+    # partitions come first (more lanes than threads, so the threads settle on as few as keep up); the
+    # threads must then notice that jobs began to wait.
+    log = kafka_env.log_file()
+    rounds, quick, partitions = 3, 200, 6
+    jobs = [
+        GatherJob.set(partition=p).build(log, [p, -1 - seq], False) for seq in range(quick) for p in range(partitions)
+    ]
+    jobs += [GatherJob.set(partition=p).build(log, [p, seq]) for seq in range(rounds) for p in range(GATHER_PARTIES)]
+    assert perform_all_later(jobs) == len(jobs)
+    get_producer().flush(10)
+
+    worker = kafka_env.run_worker("--burst", "--concurrency", str(GATHER_PARTIES), "--queues", "wide")
+
+    assert worker.proc.returncode == 0, worker.output()
+    records = read_records(log)
+    gathered = [r for r in records if r["met"] is not None]
+    assert len(records) == len(jobs)
+    assert len(gathered) == rounds * GATHER_PARTIES
+    assert all(r["met"] for r in gathered), gathered
+    assert len({r["thread"] for r in gathered}) == GATHER_PARTIES
+    for p in range(partitions):
+        tags = [r["tag"] for r in records if r["partition"] == p]
+        waiting = [[p, seq] for seq in range(rounds)] if p < GATHER_PARTIES else []
+        assert tags == [[p, -1 - seq] for seq in range(quick)] + waiting
 
 
 def test_one_thread_runs_one_job_at_a_time(kafka_env: KafkaEnv) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import json
 import uuid
 from decimal import Decimal
@@ -264,3 +265,87 @@ def test_a_container_that_contains_itself_is_an_encode_error() -> None:
 def test_arguments_nested_too_deeply_are_a_decode_error(value: Any) -> None:
     with pytest.raises(DecodeError, match=f"at most {MAX_DEPTH} deep"):
         decode(value)
+
+
+# Ints beyond 64 bits, and the fast paths for plain scalars -----------------------------------------------
+
+
+def short_id(value: object) -> str:
+    return repr(value)[:40]
+
+
+@pytest.mark.parametrize("value", [2**64, -(2**63) - 1, 10**40, -(10**300)], ids=short_id)
+def test_ints_beyond_64_bits_are_tagged_decimal_text_and_round_trip_exactly(value: int) -> None:
+    assert encode(value) == {TAG: "int", "v": str(value)}
+    assert encode([value]) == [{TAG: "int", "v": str(value)}]
+    assert roundtrip(value) == value
+    assert type(roundtrip(value)) is int
+
+
+@pytest.mark.parametrize("value", [2**64 - 1, -(2**63), 0, -1], ids=repr)
+def test_ints_within_64_bits_stay_plain_numbers(value: int) -> None:
+    assert encode(value) is value
+    assert encode({"n": value}) == {"n": value}
+
+
+@pytest.mark.parametrize("value", [dt.timedelta.max, dt.timedelta.min, dt.timedelta(days=-300_000_000)], ids=repr)
+def test_timedeltas_beyond_64_bits_of_microseconds_round_trip(value: dt.timedelta) -> None:
+    assert encode(value)["v"][TAG] == "int"
+    assert roundtrip(value) == value
+
+
+def test_an_int_too_long_to_format_is_an_encode_error() -> None:
+    with pytest.raises(EncodeError, match="int of 16610 bits"):
+        encode(10**5000)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {TAG: "int", "v": 5},
+        {TAG: "int", "v": "1.5"},
+        {TAG: "int", "v": " 1"},
+        {TAG: "int", "v": "+1"},
+        {TAG: "int", "v": "1_000"},
+        {TAG: "int", "v": "\u0663"},  # int() reads Arabic-Indic digits; the encoder never writes them
+        {TAG: "int", "v": "9" * 5000},
+        {TAG: "int"},
+        {TAG: "timedelta", "v": {TAG: "int", "v": "x"}},
+        {TAG: "timedelta", "v": {TAG: "uuid", "v": "12345678-1234-5678-1234-567812345678"}},
+    ],
+    ids=short_id,
+)
+def test_malformed_int_tag_raises_decode_error(value: Any) -> None:
+    with pytest.raises(DecodeError, match="Malformed"):
+        decode(value)
+
+
+class Ratio(float):
+    """A float subclass, as numpy's float64 is: orjson refuses to write those."""
+
+
+class Level(enum.IntEnum):
+    HIGH = 2**70
+
+
+def test_subclasses_of_float_and_int_encode_as_plain_values() -> None:
+    assert type(encode(Ratio(0.5))) is float
+    assert encode([Ratio(0.5), Level.HIGH]) == [0.5, {TAG: "int", "v": str(2**70)}]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [[1, "a", float("nan")], [None, float("inf")], {"a": 1, "b": float("-inf")}, {"a": 1, 2: "b"}],
+    ids=repr,
+)
+def test_flat_arguments_are_checked_like_nested_ones(value: Any) -> None:
+    with pytest.raises(EncodeError):
+        encode(value)
+
+
+@pytest.mark.parametrize("value", [[1, "a", None, 2.5, True], {"a": 1, "b": "c"}], ids=repr)
+def test_decoded_containers_are_new_objects(value: Any) -> None:
+    decoded = decode(value)
+
+    assert decoded == value
+    assert decoded is not value  # a job that changes its arguments does not change the envelope's

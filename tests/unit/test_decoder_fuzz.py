@@ -6,6 +6,7 @@ poison error (``DecodeError``, ``JobNotRegistered``), in bounded time; arguments
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -247,3 +248,56 @@ def _shape(value: Any) -> Any:
     if isinstance(value, dict):
         return (dict, {k: _shape(v) for k, v in value.items()})
     return type(value)
+
+
+# JSON text the standard library reads: numbers of any length, NaN and Infinity, escapes of lone surrogates.
+json_number_text = st.from_regex(r"-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,24})?([eE][+-]?[0-9]{1,3})?", fullmatch=True)
+json_string_text = st.builds(
+    json.dumps, st.text(st.characters(exclude_categories=()), max_size=8), ensure_ascii=st.booleans()
+)
+json_text = st.recursive(
+    json_number_text
+    | st.integers().map(str)
+    | json_string_text
+    | st.sampled_from(["NaN", "Infinity", "-Infinity", "true", "false", "null"]),
+    lambda children: (
+        st.lists(children, max_size=4).map(lambda items: "[" + ",".join(items) + "]")
+        | st.lists(st.tuples(json_string_text, children), max_size=4).map(
+            lambda pairs: "{" + ",".join(f"{key}:{value}" for key, value in pairs) + "}"
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@st.composite
+def stdlib_messages(draw: st.DrawFn) -> bytes:
+    """An envelope whose args are JSON text as json.loads reads it, sometimes damaged or re-encoded."""
+    args = ",".join(draw(st.lists(json_text, max_size=4))).encode("utf-8", "surrogatepass")
+    if draw(st.integers(0, 3)) == 0:  # one byte of the args replaced, removed or inserted
+        at = draw(st.integers(0, len(args)))
+        args = args[:at] + draw(st.binary(max_size=1)) + args[at + draw(st.integers(0, 1)) :]
+    head = f'{{"v":1,"job":"{FuzzJob.job_name}","id":"i","queue":"single","args":['.encode()
+    raw = head + args + b'],"kwargs":{}}'
+    encoding = draw(st.sampled_from(["utf-8", "utf-8", "utf-8", "bom", "utf-16", "utf-32-le"]))
+    if encoding == "bom":
+        raw = b"\xef\xbb\xbf" + raw
+    elif encoding != "utf-8":
+        with contextlib.suppress(UnicodeDecodeError):  # a damaged byte: left as UTF-8
+            raw = raw.decode("utf-8", "surrogatepass").encode(encoding, "surrogatepass")
+    return raw
+
+
+@FUZZ
+@given(stdlib_messages())
+def test_the_envelope_means_what_json_loads_made_of_it(raw: bytes) -> None:
+    try:
+        expected = json.loads(raw)
+    except (ValueError, RecursionError):
+        with pytest.raises(DecodeError):
+            JsonSerializer().loads(raw)
+        return
+
+    args = JsonSerializer().loads(raw).args
+
+    assert repr(args) == repr(expected["args"])  # repr: NaN equals NaN; 1 and 1.0, 0.0 and -0.0 differ

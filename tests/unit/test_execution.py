@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.test import override_settings
 from django.utils import timezone, translation
 
-from kafka_jobs import Job, signals
+from kafka_jobs import Job, activelocale, signals
 from kafka_jobs.execution import dedicate_thread, forget_thread_state, job_context, run_job, worker_thread_context
 
 seen: list[tuple[str, str]] = []
@@ -120,8 +121,60 @@ def test_a_dedicated_job_thread_does_not_read_the_defaults_again_between_jobs(mo
 
     default = (settings.LANGUAGE_CODE, settings.TIME_ZONE)
     assert seen == [default, ("fr", "Europe/Paris"), default, ("fr", settings.TIME_ZONE)]
-    # Per job: the probe's own read and the check after the job; none before it (that would make 9).
-    assert len(reads) == 6
+    # The probe's own read per job, and the check after each job that activated "fr"; none before a job (that
+    # would make 8) nor after the job that ran with the defaults and changed nothing (that would make 6).
+    assert len(reads) == 5
+
+
+MEDDLERS = {
+    "activate": lambda: (translation.activate("de"), timezone.activate("Asia/Tokyo")),
+    "deactivate_all": translation.deactivate_all,
+    "timezone_activate": lambda: timezone.activate("Asia/Tokyo"),
+    "override_left_open": lambda: translation.override("de").__enter__(),
+}
+
+
+@pytest.mark.parametrize("meddle", sorted(MEDDLERS))
+def test_a_job_with_the_defaults_that_changes_the_thread_state_does_not_leak_into_the_next_job(meddle: str) -> None:
+    seen.clear()
+    state: list[tuple[str | None, str]] = []
+
+    class Meddler(Job):
+        def perform(self) -> None:
+            MEDDLERS[meddle]()
+
+    def body() -> None:
+        run_job(probe(None, None), context=worker_thread_context)
+        run_job(Meddler(), context=worker_thread_context)
+        state.append((translation.get_language(), timezone.get_current_timezone_name()))
+        run_job(probe(None, None), context=worker_thread_context)
+
+    on_job_thread(body)
+
+    default = (settings.LANGUAGE_CODE, settings.TIME_ZONE)
+    assert state == [default]
+    assert seen == [default, default]
+
+
+def test_the_asgiref_in_use_lets_the_check_after_a_job_compare_identities() -> None:
+    # Otherwise every job pays for reading the language and time zone after it (correct, but slower).
+    assert activelocale.FAST
+
+
+def test_a_dedicated_job_thread_follows_a_change_of_the_default_language_and_time_zone() -> None:
+    seen.clear()
+
+    def body() -> None:
+        run_job(probe(None, None), context=worker_thread_context)
+        with override_settings(LANGUAGE_CODE="fr", TIME_ZONE="Europe/Paris"):
+            run_job(probe(None, None), context=worker_thread_context)
+            run_job(probe(None, None), context=worker_thread_context)
+        run_job(probe(None, None), context=worker_thread_context)
+
+    on_job_thread(body)
+
+    default = (settings.LANGUAGE_CODE, settings.TIME_ZONE)
+    assert seen == [default, ("fr", "Europe/Paris"), ("fr", "Europe/Paris"), default]
 
 
 @pytest.mark.parametrize("signal", [signals.job_started, signals.job_succeeded])
@@ -162,3 +215,16 @@ def test_a_failure_signal_receiver_makes_the_next_job_read_the_thread_state() ->
     on_job_thread(body)
 
     assert seen == [(settings.LANGUAGE_CODE, settings.TIME_ZONE)] * 2
+
+
+def test_a_signal_without_receivers_is_not_sent(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Sending builds the keyword arguments and calls into Django only to return at once: per job, for nothing.
+    sent: list[Any] = []
+    for signal in (signals.job_started, signals.job_succeeded):
+        monkeypatch.setattr(signal, "send", lambda *args, **kwargs: sent.append(args) or [])
+    seen.clear()
+
+    run_job(probe(None, None), context=worker_thread_context)
+
+    assert len(seen) == 1
+    assert sent == []

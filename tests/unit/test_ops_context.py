@@ -133,3 +133,64 @@ def test_manage_py_check_reports_a_bad_context_setting() -> None:
         pytest.raises(SystemCheckError, match=r"kafka_jobs\.E030"),
     ):
         call_command("check", stdout=StringIO(), stderr=StringIO())
+
+
+class Recorded:
+    """A job context that records what it restores and resets, failing where told."""
+
+    def __init__(self, key: str, log: list[str], fail: str = "") -> None:
+        self.key, self.log, self.fail = key, log, fail
+
+    def capture(self) -> Any:
+        return None
+
+    def restore(self, value: Any) -> Any:
+        if self.fail == "restore":
+            raise RuntimeError(f"restore {self.key}")
+        self.log.append(f"restore {self.key}={value}")
+        return self.key
+
+    def reset(self, token: Any) -> None:
+        self.log.append(f"reset {token}")
+        if self.fail == "reset":
+            raise RuntimeError(f"reset {self.key}")
+
+
+@pytest.fixture
+def recorded() -> Iterator[list[str]]:
+    log: list[str] = []
+    registered = [
+        job_context.register_context(Recorded("a", log)),
+        job_context.register_context(Recorded("b", log, fail="reset")),
+        job_context.register_context(Recorded("c", log)),
+    ]
+    yield log
+    for context in registered:
+        job_context.unregister_context(context)
+
+
+def test_every_context_is_reset_in_reverse_order_even_when_a_reset_fails(recorded: list[str]) -> None:
+    with pytest.raises(RuntimeError, match="reset b"), job_context.restored({"a": 1, "b": 2, "c": 3, "tenant": None}):
+        recorded.append("job")
+
+    assert recorded == ["restore a=1", "restore b=2", "restore c=3", "job", "reset c", "reset b", "reset a"]
+
+
+def test_only_the_carried_contexts_are_restored(recorded: list[str]) -> None:
+    with job_context.restored({"c": 3}):
+        recorded.append("job")
+    with job_context.restored(None):
+        recorded.append("job")
+
+    assert recorded == ["restore c=3", "job", "reset c", "job"]
+
+
+def test_a_restore_that_fails_resets_those_already_restored(recorded: list[str]) -> None:
+    failing = job_context.register_context(Recorded("d", recorded, fail="restore"))
+    try:
+        with pytest.raises(RuntimeError, match="restore d"), job_context.restored({"a": 1, "d": 4}):
+            recorded.append("job")  # never runs
+    finally:
+        job_context.unregister_context(failing)
+
+    assert recorded == ["restore a=1", "reset a"]

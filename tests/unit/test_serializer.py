@@ -350,3 +350,152 @@ def test_reset_executions_sets_the_run_count_to_zero_and_leaves_everything_else(
 @pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b'{"executions": 0, "x": 1}', b'{"executions": "3"}'])
 def test_reset_executions_returns_the_same_bytes_when_there_is_nothing_to_reset(raw: bytes) -> None:
     assert JsonSerializer().reset_executions(raw) is raw
+
+
+# orjson behind the envelope: what the standard library wrote and read before means the same -------------
+
+
+BIG_INTS = [2**64, -(2**63) - 1, 10**40, -(10**40)]
+EDGE_INTS = [2**64 - 1, -(2**63), 0]
+
+
+def test_ints_beyond_64_bits_travel_tagged_and_round_trip_exactly() -> None:
+    job = EchoJob(*BIG_INTS, *EDGE_INTS, [10**30, (2**64,)], big=2**70, nested={"n": -(2**80)})
+
+    raw = serializer.dumps(job)
+    loaded = serializer.loads(raw).to_job()
+
+    assert b'{"_kj":"int","v":"18446744073709551616"}' in raw
+    assert b'"v":"-9223372036854775809"' in raw
+    assert b",18446744073709551615,-9223372036854775808,0," in raw  # within 64 bits: plain numbers
+    assert loaded.args == job.args
+    assert loaded.kwargs == job.kwargs
+    assert all(type(value) is int for value in loaded.args[:7])
+
+
+def test_int_literals_beyond_64_bits_from_an_earlier_release_decode_exactly() -> None:
+    # json.dumps writes them as plain numbers, as kafka_jobs did before orjson; orjson alone reads floats.
+    raw = envelope_bytes(args=[*BIG_INTS, [2**64 + 1]], kwargs={"n": 10**19}, executions=2**64)
+
+    envelope = serializer.loads(raw)
+    job = envelope.to_job()
+
+    assert job.args == [*BIG_INTS, [2**64 + 1]]
+    assert job.kwargs == {"n": 10**19}
+    assert all(type(value) is int for value in job.args[:4])
+    assert envelope.executions == 2**64
+
+
+def test_strings_with_lone_surrogates_round_trip() -> None:
+    # orjson refuses to write them; the standard library's encoder escapes them, as it always did.
+    job = EchoJob("a\ud800b", {"\udfff": "key"}, text="\udc00")
+
+    raw = serializer.dumps(job)
+    loaded = serializer.loads(raw).to_job()
+
+    assert b"\\ud800" in raw
+    assert loaded.args == job.args
+    assert loaded.kwargs == job.kwargs
+
+
+def nan_aware(value: Any) -> str:
+    """``repr``, which tells NaN, 0.0 and -0.0, 1 and 1.0 apart and equals NaN with itself."""
+    return repr(value)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        envelope_bytes(args=[float("nan"), float("inf"), float("-inf")], kwargs={"x": float("nan")}),
+        b"\xef\xbb\xbf" + envelope_bytes(args=["caf\u00e9"]),
+        envelope_bytes(args=["\ud800", "x\udfffy"]),  # lone surrogates as \u escapes
+        envelope_bytes(args=["caf\u00e9"]).replace(b"\\u00e9", b"\xed\xa0\x80"),  # a surrogate encoded as UTF-8
+        envelope_bytes(args=["caf\u00e9"]).decode().encode("utf-16"),
+        envelope_bytes(args=[1e400, -1e400, 1e-400, 0.1000000000000000055511151231257827]),
+        envelope_bytes(args=[0.1, -0.0, 1.5e300, 123456789012345678, 1e16]),
+    ],
+    ids=["nan-infinity", "utf8-bom", "lone-surrogate-escapes", "utf8-surrogate", "utf16", "extreme-floats", "floats"],
+)
+def test_a_message_the_standard_library_read_decodes_as_it_did(raw: bytes) -> None:
+    expected = json.loads(raw)
+
+    envelope = serializer.loads(raw)
+    job = envelope.to_job()
+
+    assert nan_aware(job.args) == nan_aware(expected["args"])
+    assert nan_aware(job.kwargs) == nan_aware(expected["kwargs"])
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 254, 255, 256, 1023, 1024, 1025, 1030, 5000, 100_000])
+def test_json_nested_around_orjsons_depth_limits_is_a_decode_error(depth: int) -> None:
+    args = b"[" * depth + b"]" * depth
+    raw = envelope_bytes().replace(b'"args": []', b'"args": [' + args + b"]")
+
+    try:
+        envelope = serializer.loads(raw)
+    except DecodeError as exc:
+        assert depth + 2 > 1024, "orjson reads 1024 levels (the envelope and args are two)"
+        assert isinstance(exc.__cause__, RecursionError)  # beyond: json.loads, whose recursion limit may refuse
+        assert exc.raw == raw
+        return
+    with pytest.raises(DecodeError, match=f"at most {MAX_DEPTH} deep"):
+        envelope.to_job()
+
+
+class Key(str):
+    """A str subclass (as Django's SafeString is): orjson refuses it as a dict key."""
+
+
+def test_dict_keys_of_a_str_subclass_are_written_as_before() -> None:
+    job = EchoJob({Key("k"): 1}, nested=[{Key("j"): "\u00e9"}])
+
+    loaded = serializer.loads(serializer.dumps(job)).to_job()
+
+    assert loaded.args == [{"k": 1}]
+    assert loaded.kwargs == {"nested": [{"j": "\u00e9"}]}
+
+
+@pytest.mark.parametrize(
+    "context",
+    [{"t": float("nan")}, {"t": [float("inf")]}, {"t": dt.datetime(2024, 1, 2)}, {"t": uuid.UUID(int=1)}, {"t": {1}}],
+    ids=repr,
+)
+def test_a_context_json_cannot_carry_is_an_encode_error(context: dict[str, Any]) -> None:
+    # orjson would write NaN as null and datetimes and UUIDs as text; the standard library refused them.
+    job = EchoJob()
+    job.context = context
+
+    with pytest.raises(EncodeError):
+        serializer.dumps(job)
+
+
+def test_a_context_is_written_as_the_standard_library_wrote_it() -> None:
+    job = EchoJob()
+    job.context = {"tenant": "acme", "ids": [1, 2**70, (2, 3)], "3": {4: "int key", "s": "\ud800"}}
+
+    envelope = serializer.loads(serializer.dumps(job))
+
+    assert envelope.context == {"tenant": "acme", "ids": [1, 2**70, [2, 3]], "3": {"4": "int key", "s": "\ud800"}}
+
+
+def test_a_job_that_changes_its_arguments_leaves_the_envelope_as_it_was() -> None:
+    envelope = serializer.loads(serializer.dumps(EchoJob(1, "a", key="v")))
+
+    job = envelope.to_job()
+    job.args.append(2)
+    job.kwargs["other"] = 3
+
+    assert (envelope.args, envelope.kwargs) == ([1, "a"], {"key": "v"})
+    assert envelope.to_job().args == [1, "a"]
+
+
+def test_reset_executions_keeps_a_message_of_this_release_as_it_was() -> None:
+    job = EchoJob("caf\u00e9", 2**70, when=dt.date(2024, 1, 2))
+    job.executions = 4
+    raw = serializer.dumps(job)
+
+    reset = serializer.loads(JsonSerializer().reset_executions(raw))
+
+    assert reset.executions == 0
+    assert reset.to_job().args == ["caf\u00e9", 2**70]
+    assert reset.to_job().kwargs == {"when": dt.date(2024, 1, 2)}
