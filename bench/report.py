@@ -31,14 +31,24 @@ class Figure:
         return self.value / self.baseline
 
     @property
-    def met(self) -> bool | None:
-        """Return whether the ratio meets the target (None without a target)."""
-        checks = []
+    def ratio_met(self) -> bool | None:
+        """Return whether the ratio meets ``target`` (None without a target or a baseline)."""
         ratio = self.ratio
-        if self.target is not None and ratio is not None:
-            checks.append(ratio >= self.target if self.higher_is_better else ratio <= self.target)
-        if self.bound is not None:
-            checks.append(self.value >= self.bound if self.higher_is_better else self.value <= self.bound)
+        if self.target is None or ratio is None:
+            return None
+        return ratio >= self.target if self.higher_is_better else ratio <= self.target
+
+    @property
+    def bound_met(self) -> bool | None:
+        """Return whether the value meets ``bound`` (None without one)."""
+        if self.bound is None:
+            return None
+        return self.value >= self.bound if self.higher_is_better else self.value <= self.bound
+
+    @property
+    def met(self) -> bool | None:
+        """Return whether the figure meets its target and its goal (None with neither)."""
+        checks = [check for check in (self.ratio_met, self.bound_met) if check is not None]
         return all(checks) if checks else None
 
     def line(self) -> str:
@@ -50,17 +60,20 @@ class Figure:
         if ratio is not None:
             text += f"  ratio {ratio:5.2f}"
         direction = ">=" if self.higher_is_better else "<="
-        if self.target is not None:
-            text += f"  target {direction} {self.target:g}"
-        if self.bound is not None:
-            text += f"  goal {direction} {_number(self.bound)} {self.unit}"
-        if self.met is not None:
-            text += f": {'met' if self.met else 'MISSED'}"
+        if self.ratio_met is not None:
+            text += f"  target {direction} {self.target:g}: {_verdict(self.ratio_met)}"
+        if self.bound_met is not None:
+            text += f"  goal {direction} {_number(self.bound or 0)} {self.unit}: {_verdict(self.bound_met)}"
         return text
 
     def as_dict(self) -> dict[str, Any]:
         """Return the figure with its ratio and verdict, for the JSON file."""
-        return {**dataclasses.asdict(self), "ratio": self.ratio, "met": self.met}
+        verdicts = {"ratio_met": self.ratio_met, "bound_met": self.bound_met, "met": self.met}
+        return {**dataclasses.asdict(self), "ratio": self.ratio, **verdicts}
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
 
 
 def _number(value: float) -> str:
@@ -86,7 +99,10 @@ class Report:
         lines = [figure.line() for figure in self.figures]
         missed = [f for f in self.figures if f.met is False]
         lines.append(f"Targets: {sum(f.met is True for f in self.figures)} met, {len(missed)} missed.")
-        lines.extend(f"  missed: {f.section} / {f.name}" for f in missed)
+        for figure in missed:
+            checks = (("ratio target", figure.ratio_met), ("goal", figure.bound_met))
+            what = [name for name, ok in checks if ok is False]
+            lines.append(f"  missed: {figure.section} / {figure.name} ({', '.join(what)})")
         lines.append("Section times: " + ", ".join(f"{name} {seconds:.0f}s" for name, seconds in self.timings.items()))
         return "\n".join(lines)
 
