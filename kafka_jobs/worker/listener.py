@@ -192,6 +192,7 @@ class Listener:
         half = self.ledger.room_level
         with self.ledger.cond:
             changes = []
+            gaps = [s for s in self.ledger.partitions.values() if s.seek_needed and not s.paused]
             for state in self.ledger.partitions.values():
                 buffered = state.buffered
                 if buffered < limit:
@@ -210,6 +211,8 @@ class Listener:
                 elif state.paused and not hold and buffered <= half:
                     state.paused = state.paused_in_consumer = False
                     changes.append((state, False))
+        for state in gaps:
+            self._read_again(state)
         for state, pause in changes:
             if pause:
                 self.consumer.pause([TopicPartition(state.topic, state.partition)])
@@ -232,6 +235,27 @@ class Listener:
                 state.crowding = True
             state.drain_window = (now, state.finished)
 
+    def _read_again(self, state: PartitionState) -> None:
+        """Seek back to ``next_offset`` after a gap in the offsets fetched (see ``PartitionState.accept``)."""
+        offset = state.next_offset
+        if offset is None:  # a gap is only seen after an accepted message
+            return
+        logger.warning(
+            "%s/%d: offset %d came before %d (a gap in the offsets fetched); reading the partition again from %d",
+            state.topic,
+            state.partition,
+            state.gap,
+            offset,
+            offset,
+        )
+        try:
+            self.consumer.seek(TopicPartition(state.topic, state.partition, offset))
+        except KafkaException as exc:  # still refusing: the next turn tries again
+            logger.warning("Could not seek %s/%d (%s); retrying", state.topic, state.partition, exc)
+            return
+        with self.ledger.cond:
+            state.seek_needed = False
+
     def _resume(self, state: PartitionState) -> None:
         tp = TopicPartition(state.topic, state.partition)
         self.consumer.resume([tp])
@@ -244,6 +268,8 @@ class Listener:
                 with self.ledger.cond:
                     state.paused = state.paused_in_consumer = True
                 return
+            with self.ledger.cond:
+                state.seek_needed = False  # read again from next_offset
         logger.debug(
             "Resumed %s/%d at offset %s: %d message(s) buffered",
             state.topic,

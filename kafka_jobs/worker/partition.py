@@ -94,6 +94,10 @@ class PartitionState:
     next_offset: int | None = None  # offset to fetch after a resume (last accepted + 1)
     paused: bool = False  # refusing messages until resumed with a seek to next_offset
     paused_in_consumer: bool = False  # consumer.pause() was called for it
+    # A message came after a gap in the offsets: refuse everything until the partition is read again from
+    # next_offset (the listener seeks), then accept that offset if it comes first again (a real gap).
+    seek_needed: bool = False
+    gap: int | None = None  # the offset after the last gap seen
     held: bool = False  # its queue is paused by an operator (kafka_jobs.ops): no job starts, nothing is fetched
     # Since when it has been full without a job of it finishing (monotonic), and its finished count then.
     full_since: float | None = None
@@ -140,11 +144,23 @@ class PartitionState:
         With ``limit`` messages buffered the partition is full: the message is refused and so is every
         later one until the listener resumes the partition with a seek to ``next_offset``, so nothing is
         skipped and the buffer never holds more than ``limit`` messages.
+
+        A message after a gap (its offset beyond ``next_offset``) is refused once, and so is every later
+        one until the listener has read the partition again from ``next_offset``: the committed offset
+        moves past every offset not received, so a skipped message would be lost. A broker may hand out a
+        later batch before an earlier one is readable (the embedded Tansu did, under concurrent producers);
+        a real gap (transaction markers, compaction) shows the same offset first again, and is accepted.
         """
-        if self.paused or self.revoked:
-            return False  # refetched after resume from next_offset
-        if self.next_offset is not None and offset < self.next_offset:
-            return False  # already buffered (a fetch raced a seek)
+        if self.paused or self.revoked or self.seek_needed:
+            return False  # refetched after resume (or the seek) from next_offset
+        next_offset = self.next_offset
+        if next_offset is not None and offset != next_offset:
+            if offset < next_offset:
+                return False  # already buffered (a fetch raced a seek)
+            if self.gap != offset:
+                self.gap = offset
+                self.seek_needed = True
+                return False
         if self.buffered >= limit:
             self.paused = True
             return False

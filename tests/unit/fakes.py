@@ -82,12 +82,23 @@ class FakeCluster:
         self.logs: dict[TP, list[bytes]] = collections.defaultdict(list)
         self.committed: dict[TP, tuple[int, str | None]] = {}
         self.keeps_commit_metadata = keeps_commit_metadata  # Apache Kafka does; Tansu does not
+        # Offsets a fetch jumps over: (offsets, fetches left that skip them; None: always, a real gap).
+        self.skips: dict[TP, tuple[range, int | None]] = {}
 
     def produce(self, topic: str, partition: int, *values: bytes) -> None:
         """Append ``values`` to a partition's log."""
         with self.cond:
             self.logs[(topic, partition)].extend(values)
             self.cond.notify_all()
+
+    def skip(self, topic: str, partition: int, offsets: range, times: int | None = 1) -> None:
+        """Make the next ``times`` fetches reaching ``offsets`` jump over them (``None``: every fetch).
+
+        Once: a broker handing out a later batch before an earlier one is readable (the embedded Tansu,
+        under concurrent producers). Always: a real gap, such as transaction markers.
+        """
+        with self.cond:
+            self.skips[(topic, partition)] = (offsets, times)
 
     def offset(self, topic: str, partition: int) -> int:
         """Return the group's committed offset of a partition, or -1001 (none)."""
@@ -296,6 +307,15 @@ class FakeConsumer:
             for i in range(len(keys)):
                 key = keys[(self._turn + i) % len(keys)]
                 log, position = self.cluster.logs.get(key, []), self.positions[key]
+                skip = self.cluster.skips.get(key)
+                if skip is not None and position == skip[0].start:
+                    offsets, times = skip
+                    position = offsets.stop
+                    if times is not None:
+                        if times > 1:
+                            self.cluster.skips[key] = (offsets, times - 1)
+                        else:
+                            del self.cluster.skips[key]
                 if position < len(log):
                     taken.append(FakeMessage(*key, position, log[position]))
                     self.positions[key] = position + 1

@@ -136,6 +136,34 @@ def test_a_full_partition_refuses_and_pauses_so_nothing_is_skipped() -> None:
     assert state.next_offset == 3
 
 
+def test_a_message_after_a_gap_is_refused_until_the_partition_is_read_again_from_the_gap() -> None:
+    state = partition()
+    state.accept(0, LIMIT)
+    state.accept(1, LIMIT)
+
+    assert not state.accept(5, LIMIT)  # 2-4 not received: accepted, the commit point would skip them
+    assert state.seek_needed
+    assert not state.accept(6, LIMIT)  # the rest of that fetch too
+    assert state.next_offset == 2
+    assert list(state.tracker._received) == [0, 1]
+
+    state.seek_needed = False  # the listener sought back to next_offset
+    assert state.accept(2, LIMIT)
+    assert state.accept(3, LIMIT)
+    assert state.next_offset == 4
+
+
+def test_a_real_gap_is_accepted_when_its_offset_comes_first_again_after_the_read_again() -> None:
+    state = partition()
+    state.accept(0, LIMIT)
+
+    assert not state.accept(3, LIMIT)
+    state.seek_needed = False
+    assert state.accept(3, LIMIT)  # read again from 1, and 3 came first: offsets 1-2 do not exist
+    assert state.next_offset == 4
+    assert not state.seek_needed
+
+
 # Dropping unstarted jobs and the commit point -------------------------------------------------------------
 
 

@@ -95,6 +95,40 @@ def test_a_full_partition_is_paused_and_resumed_with_a_seek_so_nothing_is_skippe
     assert consumer.pauses[first_resume + 1] == ("seek@8", ("jobs", 0))  # the first refused message
 
 
+def test_a_message_after_a_gap_in_the_offsets_makes_the_worker_read_the_partition_again_from_the_gap() -> None:
+    # The broker hands out offsets 6.. before 3-5 are readable (the embedded Tansu did, with two producers
+    # writing to the partition): accepted, the commit would move past 3-5 and those jobs would be lost.
+    cluster = FakeCluster()
+    cluster.produce("jobs", 0, *values(10))
+    cluster.skip("jobs", 0, range(3, 6))
+    executor = FakeExecutor()
+
+    run = WorkerRun(cluster, [active_job_topic("jobs")], executor, burst=True).start()
+
+    assert run.wait() == ExitCode.OK
+    assert executor.runs() == list(range(10))
+    assert cluster.offset("jobs", 0) == 10
+    assert run.consumer is not None
+    assert ("seek@3", ("jobs", 0)) in run.consumer.pauses
+
+
+def test_a_real_gap_in_the_offsets_is_read_again_once_then_passed() -> None:
+    # Offsets no fetch ever returns (transaction markers, compaction): the partition is read again once,
+    # the same offset comes first again, and the worker goes on (it does not seek back forever).
+    cluster = FakeCluster()
+    cluster.produce("jobs", 0, *values(10))
+    cluster.skip("jobs", 0, range(3, 6), times=None)
+    executor = FakeExecutor()
+
+    run = WorkerRun(cluster, [active_job_topic("jobs")], executor, burst=True).start()
+
+    assert run.wait() == ExitCode.OK
+    assert executor.runs() == [0, 1, 2, 6, 7, 8, 9]
+    assert cluster.offset("jobs", 0) == 10
+    assert run.consumer is not None
+    assert [kind for kind, _ in run.consumer.pauses if kind.startswith("seek")] == ["seek@3"]
+
+
 def test_a_failing_job_pauses_its_partition_with_backoff_while_the_other_partition_flows() -> None:
     cluster = FakeCluster()
     cluster.produce("jobs", 0, b"flaky", b"behind")
