@@ -240,14 +240,16 @@ class Listener:
         offset = state.next_offset
         if offset is None:  # a gap is only seen after an accepted message
             return
-        logger.warning(
-            "%s/%d: offset %d came before %d (a gap in the offsets fetched); reading the partition again from %d",
-            state.topic,
-            state.partition,
-            state.gap,
-            offset,
-            offset,
-        )
+        if state.gap != state.gap_reported:  # read again until GAP_CONFIRM: said once
+            state.gap_reported = state.gap
+            logger.warning(
+                "%s/%d: offset %d came before %d (a gap in the offsets fetched); reading the partition again from %d",
+                state.topic,
+                state.partition,
+                state.gap,
+                offset,
+                offset,
+            )
         try:
             self.consumer.seek(TopicPartition(state.topic, state.partition, offset))
         except KafkaException as exc:  # still refusing: the next turn tries again

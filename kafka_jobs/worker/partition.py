@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import time
 from collections.abc import Hashable, Iterator
 from typing import Any
 
 from ..routing import Route
 from ..serializer import Envelope
+
+# A gap in the offsets fetched is taken for a real one (offsets that hold no job: transaction markers,
+# compaction) only when a read again at least this long (seconds) after it was first seen still starts after it:
+# a broker that handed out a later batch before an earlier one was readable has made that one readable by then.
+GAP_CONFIRM = 0.5
 
 # A fetched message and its envelope when the poll thread already decoded it (virtual partitions), else None.
 Fetched = tuple[Any, Envelope | None]
@@ -95,9 +101,11 @@ class PartitionState:
     paused: bool = False  # refusing messages until resumed with a seek to next_offset
     paused_in_consumer: bool = False  # consumer.pause() was called for it
     # A message came after a gap in the offsets: refuse everything until the partition is read again from
-    # next_offset (the listener seeks), then accept that offset if it comes first again (a real gap).
+    # next_offset (the listener seeks); that offset is accepted when it still comes first GAP_CONFIRM later.
     seek_needed: bool = False
     gap: int | None = None  # the offset after the last gap seen
+    gap_since: float = 0.0  # when it was first seen (monotonic)
+    gap_reported: int | None = None  # the last gap the listener logged (poll thread only)
     held: bool = False  # its queue is paused by an operator (kafka_jobs.ops): no job starts, nothing is fetched
     # Since when it has been full without a job of it finishing (monotonic), and its finished count then.
     full_since: float | None = None
@@ -145,11 +153,11 @@ class PartitionState:
         later one until the listener resumes the partition with a seek to ``next_offset``, so nothing is
         skipped and the buffer never holds more than ``limit`` messages.
 
-        A message after a gap (its offset beyond ``next_offset``) is refused once, and so is every later
-        one until the listener has read the partition again from ``next_offset``: the committed offset
-        moves past every offset not received, so a skipped message would be lost. A broker may hand out a
-        later batch before an earlier one is readable (the embedded Tansu did, under concurrent producers);
-        a real gap (transaction markers, compaction) shows the same offset first again, and is accepted.
+        A message after a gap (its offset beyond ``next_offset``) is refused, and so is every later one
+        until the listener has read the partition again from ``next_offset``: the committed offset moves
+        past every offset not received, so a skipped message would be lost. A broker may hand out a later
+        batch before an earlier one is readable (the embedded Tansu did, under concurrent producers). A
+        real gap (transaction markers, compaction) still starts the reads ``GAP_CONFIRM`` later: accepted.
         """
         if self.paused or self.revoked or self.seek_needed:
             return False  # refetched after resume (or the seek) from next_offset
@@ -157,8 +165,10 @@ class PartitionState:
         if next_offset is not None and offset != next_offset:
             if offset < next_offset:
                 return False  # already buffered (a fetch raced a seek)
+            now = time.monotonic()
             if self.gap != offset:
-                self.gap = offset
+                self.gap, self.gap_since = offset, now
+            if now - self.gap_since < GAP_CONFIRM:
                 self.seek_needed = True
                 return False
         if self.buffered >= limit:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from kafka_jobs.routing import active_job_topic
+from kafka_jobs.worker import partition as partition_module
 from kafka_jobs.worker.partition import CommitPoint, OffsetTracker, PartitionState
 
 LIMIT = 100
@@ -153,13 +156,27 @@ def test_a_message_after_a_gap_is_refused_until_the_partition_is_read_again_from
     assert state.next_offset == 4
 
 
-def test_a_real_gap_is_accepted_when_its_offset_comes_first_again_after_the_read_again() -> None:
+def test_a_gap_still_there_when_read_again_soon_after_is_read_again() -> None:
     state = partition()
     state.accept(0, LIMIT)
 
     assert not state.accept(3, LIMIT)
     state.seek_needed = False
-    assert state.accept(3, LIMIT)  # read again from 1, and 3 came first: offsets 1-2 do not exist
+    assert not state.accept(3, LIMIT)  # the earlier batch may not be readable yet: not trusted so soon
+    assert state.seek_needed
+    assert state.next_offset == 1
+
+
+def test_a_real_gap_is_accepted_when_its_offset_still_comes_first_gap_confirm_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    state = partition()
+    state.accept(0, LIMIT)
+    assert not state.accept(3, LIMIT)
+    state.seek_needed = False
+
+    monkeypatch.setattr(partition_module, "GAP_CONFIRM", 0.0)  # as if GAP_CONFIRM had passed
+    assert state.accept(3, LIMIT)  # read again from 1, and 3 still came first: offsets 1-2 hold no job
     assert state.next_offset == 4
     assert not state.seek_needed
 
