@@ -213,12 +213,14 @@ class DelayForwarder:
         for window in self.windows.values():
             tp = TopicPartition(window.topic, window.partition)
             if window.seek_needed and not window.paused and window.next_offset is not None:
-                logger.warning(
-                    "%s/%d: offset gap after %d; reading the partition again from there",
-                    tp.topic,
-                    tp.partition,
-                    window.next_offset,
-                )
+                if window.gap_reported != window.next_offset:  # read again until GAP_CONFIRM: said once
+                    window.gap_reported = window.next_offset
+                    logger.warning(
+                        "%s/%d: offset gap after %d; reading the partition again from there",
+                        tp.topic,
+                        tp.partition,
+                        window.next_offset,
+                    )
                 if self._seek(window):
                     window.seek_needed = False
             if window.paused and not window.paused_in_consumer:
