@@ -9,14 +9,9 @@ from __future__ import annotations
 
 import collections
 import heapq
-import time
 
+from ..offsetgap import GapWatch
 from .messages import Waiting
-
-# A gap in the offsets is taken for a real one only when a read again at least this long (seconds) after it
-# was first seen still starts after it (as kafka_jobs.worker.partition.GAP_CONFIRM): a broker that handed
-# out a later batch before an earlier one was readable (the embedded Tansu did) has made it readable by then.
-GAP_CONFIRM = 0.5
 
 
 class TierWindow:
@@ -37,8 +32,7 @@ class TierWindow:
         self._waiting: dict[int, Waiting] = {}
         self._releases: list[tuple[int, int]] = []  # heap of (release_ms, offset), not yet handed out
         self._commit_point: int | None = None  # after the last of a contiguous run of forwarded messages
-        self._gap: int | None = None  # the offset after the last gap seen
-        self._gap_since = 0.0  # when it was first seen (monotonic)
+        self._gaps = GapWatch()
         self.gap_reported: int | None = None  # the last gap the forwarder logged
 
     def __len__(self) -> int:
@@ -52,17 +46,13 @@ class TierWindow:
         a gap is refused until the partition is read again from ``next_offset``: a message fetched before
         a pause and delivered after the resume must not make the window skip the ones it refused, nor may a
         later batch the broker handed out before an earlier one was readable. A gap still there when read
-        again ``GAP_CONFIRM`` after it was first seen is a real one.
+        again a while after it was first seen is a real one (``kafka_jobs.offsetgap``).
         """
         if self.revoked or self.seek_needed or (self.next_offset is not None and offset < self.next_offset):
             return False
-        if self.next_offset is not None and offset > self.next_offset:
-            now = time.monotonic()
-            if self._gap != offset:
-                self._gap, self._gap_since = offset, now
-            if now - self._gap_since < GAP_CONFIRM:
-                self.seek_needed = True
-                return False
+        if self.next_offset is not None and offset > self.next_offset and not self._gaps.confirmed(offset):
+            self.seek_needed = True
+            return False
         if self.paused or len(self._held) >= limit:
             self.paused = True
             return False

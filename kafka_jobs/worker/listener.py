@@ -240,15 +240,16 @@ class Listener:
         offset = state.next_offset
         if offset is None:  # a gap is only seen after an accepted message
             return
-        if state.gap != state.gap_reported:  # read again until GAP_CONFIRM: said once
-            state.gap_reported = state.gap
+        gap = state.gaps.offset
+        if gap != state.gap_reported:  # read again until the gap is confirmed: said once
+            state.gap_reported = gap
             # INFO: transaction markers and compaction leave real gaps, on a healthy cluster; a read again
             # at least GAP_CONFIRM later that still starts after the gap passes it.
             logger.info(
                 "%s/%d: offset %d came before %d (a gap in the offsets fetched); reading the partition again from %d",
                 state.topic,
                 state.partition,
-                state.gap,
+                gap,
                 offset,
                 offset,
             )

@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import time
 from collections.abc import Hashable, Iterator
 from typing import Any
 
+from ..offsetgap import GapWatch
 from ..routing import Route
 from ..serializer import Envelope
-
-# A gap in the offsets fetched is taken for a real one (offsets that hold no job: transaction markers,
-# compaction) only when a read again at least this long (seconds) after it was first seen still starts after it:
-# a broker that handed out a later batch before an earlier one was readable has made that one readable by then.
-GAP_CONFIRM = 0.5
 
 # A fetched message and its envelope when the poll thread already decoded it (virtual partitions), else None.
 Fetched = tuple[Any, Envelope | None]
@@ -101,10 +96,9 @@ class PartitionState:
     paused: bool = False  # refusing messages until resumed with a seek to next_offset
     paused_in_consumer: bool = False  # consumer.pause() was called for it
     # A message came after a gap in the offsets: refuse everything until the partition is read again from
-    # next_offset (the listener seeks); that offset is accepted when it still comes first GAP_CONFIRM later.
+    # next_offset (the listener seeks); it is passed once confirmed (kafka_jobs.offsetgap).
     seek_needed: bool = False
-    gap: int | None = None  # the offset after the last gap seen
-    gap_since: float = 0.0  # when it was first seen (monotonic)
+    gaps: GapWatch = dataclasses.field(default_factory=GapWatch)  # kafka_jobs.offsetgap
     gap_reported: int | None = None  # the last gap the listener logged (poll thread only)
     held: bool = False  # its queue is paused by an operator (kafka_jobs.ops): no job starts, nothing is fetched
     # Since when it has been full without a job of it finishing (monotonic), and its finished count then.
@@ -157,7 +151,7 @@ class PartitionState:
         until the listener has read the partition again from ``next_offset``: the committed offset moves
         past every offset not received, so a skipped message would be lost. A broker may hand out a later
         batch before an earlier one is readable (the embedded Tansu did, under concurrent producers). A
-        real gap (transaction markers, compaction) still starts the reads ``GAP_CONFIRM`` later: accepted.
+        real gap (transaction markers, compaction) is passed once confirmed (``kafka_jobs.offsetgap``).
         """
         if self.paused or self.revoked or self.seek_needed:
             return False  # refetched after resume (or the seek) from next_offset
@@ -165,10 +159,7 @@ class PartitionState:
         if next_offset is not None and offset != next_offset:
             if offset < next_offset:
                 return False  # already buffered (a fetch raced a seek)
-            now = time.monotonic()
-            if self.gap != offset:
-                self.gap, self.gap_since = offset, now
-            if now - self.gap_since < GAP_CONFIRM:
+            if not self.gaps.confirmed(offset):
                 self.seek_needed = True
                 return False
         if self.buffered >= limit:

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, TopicPartition
 
+from kafka_jobs import offsetgap
 from kafka_jobs.conf import build_settings
-from kafka_jobs.delays import window as window_module
 from kafka_jobs.delays.forwarder import DelayForwarder
 from kafka_jobs.delays.headers import Delay, read_delay
 from kafka_jobs.delays.messages import Waiting
@@ -95,7 +95,7 @@ def test_a_message_after_a_gap_is_accepted_only_once_read_again_from_the_gap(mon
     assert not window2.accept(9, waiting(9, 1), LIMIT)  # read again too soon: 6..8 may not be readable yet
     assert window2.seek_needed
     window2.seek_needed = False
-    monkeypatch.setattr(window_module, "GAP_CONFIRM", 0.0)  # as if GAP_CONFIRM had passed
+    monkeypatch.setattr(offsetgap, "GAP_CONFIRM", 0.0)  # as if GAP_CONFIRM had passed
     assert window2.accept(9, waiting(9, 1), LIMIT)  # a real gap: the same offset still came first
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from kafka_jobs import offsetgap
 from kafka_jobs.routing import active_job_topic
-from kafka_jobs.worker import partition as partition_module
 from kafka_jobs.worker.partition import CommitPoint, OffsetTracker, PartitionState
 
 LIMIT = 100
@@ -175,7 +175,7 @@ def test_a_real_gap_is_accepted_when_its_offset_still_comes_first_gap_confirm_la
     assert not state.accept(3, LIMIT)
     state.seek_needed = False
 
-    monkeypatch.setattr(partition_module, "GAP_CONFIRM", 0.0)  # as if GAP_CONFIRM had passed
+    monkeypatch.setattr(offsetgap, "GAP_CONFIRM", 0.0)  # as if GAP_CONFIRM had passed
     assert state.accept(3, LIMIT)  # read again from 1, and 3 still came first: offsets 1-2 hold no job
     assert state.next_offset == 4
     assert not state.seek_needed

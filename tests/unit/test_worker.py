@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from kafka_jobs import offsetgap
 from kafka_jobs.routing import active_job_topic
 from kafka_jobs.serializer import JsonSerializer
-from kafka_jobs.worker import ExitCode, jobthreads, listener, partition
+from kafka_jobs.worker import ExitCode, jobthreads, listener
 from kafka_jobs.worker.executor import Executor, Outcome, Verdict
 from tests.helpers import wait_for
 from tests.jobs import VirtualJob, read_records
@@ -115,7 +116,7 @@ def test_a_message_after_a_gap_in_the_offsets_makes_the_worker_read_the_partitio
 def test_a_real_gap_in_the_offsets_is_read_again_until_gap_confirm_then_passed(monkeypatch: pytest.MonkeyPatch) -> None:
     # Offsets no fetch ever returns (transaction markers, compaction): the partition is read again until
     # GAP_CONFIRM has passed with the same offset first, then the worker goes on (it does not seek back forever).
-    monkeypatch.setattr(partition, "GAP_CONFIRM", 0.05)
+    monkeypatch.setattr(offsetgap, "GAP_CONFIRM", 0.05)
     cluster = FakeCluster()
     cluster.produce("jobs", 0, *values(10))
     cluster.skip("jobs", 0, range(3, 6), times=None)
