@@ -14,43 +14,21 @@ import sys
 import time
 from typing import Any
 
+import confluent_kafka
 import django
 from confluent_kafka import Message
 
 
-class _Message:
-    """A consumed message, for an older confluent-kafka whose Message cannot be made from Python."""
-
-    __slots__ = ("_offset", "_value")
-
-    def __init__(self, value: bytes, offset: int) -> None:
-        self._value, self._offset = value, offset
-
-    def topic(self) -> str:
-        return "bench.noop6"  # only for log lines
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return self._offset
-
-    def key(self) -> bytes | None:
-        return None
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return []
-
-    def value(self) -> bytes:
-        return self._value
-
-
 def _message(value: bytes, offset: int) -> Any:
-    """A message as the consumer returns it: its methods are C, a Python stand-in's cost more."""
+    """A message as the consumer returns it: its methods are C (a Python stand-in's would cost more)."""
     try:
         return Message(topic="bench.noop6", partition=0, offset=offset, value=value)
-    except TypeError:
-        return _Message(value, offset)
+    except TypeError as exc:  # before 2.13, confluent-kafka's Message could not be made from Python
+        raise SystemExit(
+            f"python -m bench.inprocess needs confluent-kafka 2.13 or later (installed: "
+            f"{confluent_kafka.version()[0]}): it runs the job path on real Message objects. "
+            "Upgrade it: pip install -U confluent-kafka"
+        ) from exc
 
 
 class _Producer:
