@@ -19,6 +19,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from asgiref.local import Local
+from django.conf import settings
 from django.utils import timezone, translation
 from django.utils.translation import trans_real
 
@@ -70,12 +71,26 @@ class _Seen(threading.local):
 
 _seen = _Seen()
 _generation = 0  # bumped when a setting changes: the answers seen before may be stale
+_defaults: tuple[str, str] | None = None  # (LANGUAGE_CODE, TIME_ZONE), read again after a setting changes
 
 
 def forget() -> None:
-    """Ask Django again at the next call (a setting changed)."""
-    global _generation
+    """Ask Django again at the next call (a setting changed); called by ``signal_handlers``."""
+    global _generation, _defaults
     _generation += 1
+    _defaults = None
+
+
+def defaults() -> tuple[str, str]:
+    """Return ``(LANGUAGE_CODE, TIME_ZONE)``, read once per change of settings (each lookup costs ~0.25 µs).
+
+    The same tuple until ``forget()``: the worker's job threads tell by its identity that the defaults
+    they activated are still the current ones.
+    """
+    global _defaults
+    if _defaults is None:
+        _defaults = (settings.LANGUAGE_CODE, settings.TIME_ZONE)
+    return _defaults
 
 
 def current() -> tuple[str | None, str]:

@@ -13,9 +13,6 @@ from contextlib import AbstractContextManager
 from time import monotonic
 from typing import Any
 
-from django.conf import settings
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 from django.utils import timezone, translation
 
 from . import activelocale, signals
@@ -62,26 +59,6 @@ def _activate(job: Job, activate: Callable[[str], object], value: str, default: 
 
 _worker_thread = threading.local()  # "primed", "defaults", "dedicated": see dedicate_thread and worker_thread_context
 
-# The defaults (LANGUAGE_CODE, TIME_ZONE), read once: each settings lookup costs about 0.25 µs through
-# LazySettings. Dropped when either setting changes (override_settings sends setting_changed); a job thread
-# knows the defaults are active when its "defaults" is this very tuple.
-_defaults: tuple[str, str] | None = None
-
-
-def _current_defaults() -> tuple[str, str]:
-    global _defaults
-    defaults = _defaults
-    if defaults is None:
-        defaults = _defaults = (settings.LANGUAGE_CODE, settings.TIME_ZONE)
-    return defaults
-
-
-@receiver(setting_changed)
-def _setting_changed(*, setting: str, **kwargs: Any) -> None:
-    global _defaults
-    if setting in ("LANGUAGE_CODE", "TIME_ZONE"):
-        _defaults = None
-
 
 def dedicate_thread() -> None:
     """Mark the calling thread as a job thread: between two jobs only the worker's own code runs on it.
@@ -117,7 +94,7 @@ class worker_thread_context:  # named like the function it replaced: callers pas
 
     def __enter__(self) -> None:
         thread = _worker_thread
-        self.defaults = defaults = _defaults or _current_defaults()
+        self.defaults = defaults = activelocale.defaults()  # the same tuple until a setting changes
         default_language, default_zone = defaults
         job = self.job
         language = job.locale or default_language

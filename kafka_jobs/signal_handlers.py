@@ -19,7 +19,7 @@ SETTINGS = ("JOB_BACKEND", "KAFKA_JOBS")
 @receiver(setting_changed, dispatch_uid="kafka_jobs.signal_handlers.reset_on_setting_changed")
 def reset_on_setting_changed(*, setting: str, **_: Any) -> None:
     """Rebuild settings, backend and routes on next use when ``override_settings`` changes ours."""
-    activelocale.forget()  # any setting: LANGUAGE_CODE, TIME_ZONE, USE_I18N... decide the default answer
+    activelocale.forget()  # any setting (LANGUAGE_CODE, TIME_ZONE, USE_I18N...) may change the default answer
     if setting in SETTINGS:
         conf.get_settings.cache_clear()
         backends.reset()

@@ -74,7 +74,7 @@ def test_each_thread_sees_its_own() -> None:
     seen: dict[str, tuple[str | None, str]] = {}
 
     def other() -> None:
-        ready.wait()
+        ready.wait(10)
         seen["other"] = activelocale.current()  # nothing active in this thread
         answered.set()
 
@@ -83,8 +83,8 @@ def test_each_thread_sees_its_own() -> None:
     with translation.override("fr"), timezone.override("Europe/Paris"):
         seen["main"] = activelocale.current()
         ready.set()
-        answered.wait()
-    thread.join()
+        assert answered.wait(10)
+    thread.join(10)
     assert seen == {"main": ("fr", "Europe/Paris"), "other": ("en-us", "UTC")}
 
 
