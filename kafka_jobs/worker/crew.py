@@ -74,15 +74,18 @@ class Crew:
         self._lock = lock
         self.seats: list[Seat] = []
         self.parked: list[Seat] = []  # last parked at the end: woken first
-        self.working = 0  # seats not parked
         self.called = 0  # seats woken for a lane that have not looked for it yet
         self.closed = False
+
+    @property
+    def working(self) -> int:
+        """Seats not parked (under the lock): derived, so it cannot drift from the list."""
+        return len(self.seats) - len(self.parked)
 
     def join(self) -> Seat:
         """Add a seat for a new thread, working until it first finds nothing to do (under the lock)."""
         seat = Seat(self._lock)
         self.seats.append(seat)
-        self.working += 1
         return seat
 
     def leave(self, seat: Seat) -> None:
@@ -90,8 +93,8 @@ class Crew:
         if seat in self.seats:
             self.answer(seat)
             self.seats.remove(seat)
-            if seat.active:
-                self.working -= 1
+            if seat in self.parked:
+                self.parked.remove(seat)
 
     def free(self, now: float, besides: Seat | None = None) -> bool:
         """True if a working thread (other than ``besides``) will take ready work soon (under the lock)."""
@@ -112,7 +115,6 @@ class Crew:
         for _ in range(min(ready, len(self.parked))):
             seat = self.parked.pop()
             seat.active = seat.chosen = True
-            self.working += 1
             self.called += 1
             seat.wake.notify()
 
@@ -127,14 +129,12 @@ class Crew:
     def park(self, seat: Seat) -> None:
         """Wait until woken for work or closed (under the lock)."""
         seat.active = False
-        self.working -= 1
         self.parked.append(seat)
         while not seat.chosen and not self.closed:
             seat.wake.wait()
         if not seat.chosen:  # closed while parked
             self.parked.remove(seat)
             seat.active = True
-            self.working += 1
 
     def close(self) -> None:
         """Wake every parked thread to exit (under the lock)."""

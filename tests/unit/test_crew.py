@@ -100,6 +100,17 @@ def test_with_no_working_thread_a_ready_lane_wakes_one() -> None:
     assert (last.chosen, first.chosen) == (True, False)
 
 
+def test_a_thread_that_exits_while_parked_is_never_woken_for_a_lane() -> None:
+    crew = new_crew()
+    first, last = parked(crew, 2)
+
+    crew.leave(last)
+    crew.wake(1, T0)
+
+    assert (first.chosen, last.chosen) == (True, False)
+    assert crew.parked == [] and crew.working == 1
+
+
 def test_a_thread_whose_jobs_wait_counts_as_busy_between_them_too() -> None:
     seat = new_crew().join()
     now = quick_jobs(seat, 20, took=2 * PACE_CAP)  # e.g. a query each

@@ -41,6 +41,16 @@ def gated(gates: Gates, *names: bytes) -> FakeExecutor:
     return FakeExecutor(handler)
 
 
+def lasting(seconds: float) -> FakeExecutor:
+    """An executor whose every job takes ``seconds``: the job's own work, not a wait for the test."""
+
+    def handler(message: Any, failures: int) -> Outcome:
+        time.sleep(seconds)
+        return Outcome(Verdict.DONE)
+
+    return FakeExecutor(handler)
+
+
 def test_every_message_runs_once_in_partition_order_and_everything_is_committed() -> None:
     cluster = FakeCluster()
     cluster.produce("jobs", 0, *values(30))
@@ -374,12 +384,7 @@ def test_a_full_partition_whose_jobs_keep_finishing_is_not_paused_however_long_i
     cluster = FakeCluster()
     cluster.produce("jobs", 0, *values(150))
     cluster.produce("jobs", 1, *values(150))
-
-    def handler(message: Any, failures: int) -> Outcome:
-        time.sleep(0.003)  # the job's own work
-        return Outcome(Verdict.DONE)
-
-    executor = FakeExecutor(handler)
+    executor = lasting(0.003)
     run = WorkerRun(cluster, [JOBS], executor, burst=True, concurrency=1, settings=settings(max_buffered_messages=8))
     run.start()
 
@@ -398,12 +403,7 @@ def test_a_full_partition_whose_jobs_run_slowly_is_paused_though_they_progress(
     monkeypatch.setattr(listener, "FULL_MAX", 0.15)
     cluster = FakeCluster()
     cluster.produce("jobs", 0, *values(60))
-
-    def handler(message: Any, failures: int) -> Outcome:
-        time.sleep(0.03)  # the job's own work: 20 of them (half the buffer) take 0.6 s
-        return Outcome(Verdict.DONE)
-
-    executor = FakeExecutor(handler)
+    executor = lasting(0.03)  # 20 jobs (half the buffer) take 0.6 s
     run = WorkerRun(cluster, [JOBS], executor, burst=True, settings=settings(max_buffered_messages=40))
     run.start()
 
