@@ -69,7 +69,7 @@ def steady_state(lines: list[dict[str, Any]]) -> dict[str, Any]:
     """Return the jobs and CPU of every process over the window in which they all ran (probe summaries)."""
     start, end = max(line["first"] for line in lines), min(line["last"] for line in lines)
     first, last = min(line["first"] for line in lines), max(line["last"] for line in lines)
-    result: dict[str, Any] = {"window_s": max(end - start, 0.0), "drain_s": last - first}
+    result: dict[str, Any] = {"start": start, "end": end, "window_s": max(end - start, 0.0), "drain_s": last - first}
     if end <= start:
         return result
     jobs, busy = 0.0, []
@@ -110,8 +110,7 @@ def _drain(bench: Bench, scenario: Scenario, queue: str, processes: int, jobs: i
     lines = stats["processes"]
     drain_rate = (stats["count"] - 1) / (stats["last"] - stats["first"])
     steady = steady_state(lines)
-    start, end = max(line["first"] for line in lines), min(line["last"] for line in lines)
-    cores = cpu_accounting(worker.cpu_samples, start, end)
+    cores = cpu_accounting(worker.cpu_samples, steady["start"], steady["end"])
     workers = sum(steady.get("cores_busy") or [])
     if processes == 1:
         cores.pop("command", None)  # the worker itself: counted in cores_busy

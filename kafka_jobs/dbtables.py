@@ -11,3 +11,8 @@ def table_exists(model: type[models.Model], alias: str) -> bool:
     connection = connections[alias]
     with connection.cursor() as cursor:
         return model._meta.db_table in connection.introspection.table_names(cursor)
+
+
+def migrate_command(alias: str) -> str:
+    """Return the command that creates kafka_jobs' tables in database ``alias``, for the errors that refuse it."""
+    return f"manage.py migrate kafka_jobs --database {alias}"

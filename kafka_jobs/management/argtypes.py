@@ -74,11 +74,12 @@ def database_aliases(aliases: list[str] | None) -> list[str]:
 
 def outbox_databases(aliases: list[str] | None) -> list[str]:
     """Return ``database_aliases(aliases)``, refusing a database without the outbox table (``CommandError``)."""
+    from kafka_jobs.dbtables import migrate_command
     from kafka_jobs.outbox.inspection import unmigrated
 
     chosen = database_aliases(aliases)
     missing = unmigrated(chosen)
     if missing:
-        commands = "; ".join(f"manage.py migrate kafka_jobs --database {alias}" for alias in missing)
+        commands = "; ".join(migrate_command(alias) for alias in missing)
         raise CommandError(f"The outbox table does not exist in database(s) {', '.join(missing)}: run {commands}.")
     return chosen

@@ -50,7 +50,7 @@ class ObservedExecutor(Executor):
     ) -> Outcome:
         stats = self.stats
         thread = get_ident()
-        stats.running[thread] = (message, time())  # stats.started(), inlined: this runs for every job
+        stats.running[thread] = (message, time())  # finished() removes it
         started = monotonic()
         outcome = _CRASHED
         try:

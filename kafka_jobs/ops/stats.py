@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import threading
-import time
 from bisect import bisect_left
 from typing import Any
 
@@ -67,7 +66,7 @@ class JobStats:
 
     def __init__(self) -> None:
         self.topics: dict[str, TopicStats] = {}
-        self.running: dict[int, tuple[Any, float]] = {}  # thread id -> (message, since: time.time())
+        self.running: dict[int, tuple[Any, float]] = {}  # thread id -> (message, since: time.time()): ObservedExecutor
         self.recent_errors: collections.deque[RecentError] = collections.deque(maxlen=MAX_RECENT_ERRORS)
         # The latest error of each partition's failing job: (topic, partition) -> (offset, text).
         self.last_error: dict[tuple[str, int], tuple[int, str]] = {}
@@ -83,10 +82,6 @@ class JobStats:
             with self._lock:
                 stats = self.topics.setdefault(name, TopicStats())
         return stats
-
-    def started(self, thread: int, message: Any) -> None:
-        """Record that ``thread`` runs ``message`` from now (``ObservedExecutor`` does this inline)."""
-        self.running[thread] = (message, time.time())
 
     def finished(self, thread: int, message: Any, duration: float, outcome: Outcome) -> None:
         """Record how ``thread``'s run of ``message`` ended."""

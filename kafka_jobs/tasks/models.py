@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db import models
+from django.db import models, router
+
+from ..dbtables import table_exists
 
 # Django's TaskResultStatus values, spelled here so this module never needs the task framework.
 STATUSES = [("READY", "Ready"), ("RUNNING", "Running"), ("FAILED", "Failed"), ("SUCCESSFUL", "Successful")]
@@ -50,3 +52,9 @@ def finished_before(moment: dt.datetime, status: str) -> models.QuerySet[TaskRes
     if status not in FINISHED:
         raise ValueError(f"Only finished results ({', '.join(FINISHED)}) are pruned, not {status!r}.")
     return TaskResultRecord.objects.filter(status=status, finished_at__lt=moment)
+
+
+def unmigrated_results_database() -> str | None:
+    """Return the alias results are written to if it has no results table (``migrate`` was not run), else None."""
+    alias = router.db_for_write(TaskResultRecord)
+    return None if table_exists(TaskResultRecord, alias) else alias

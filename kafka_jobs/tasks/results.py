@@ -170,15 +170,11 @@ def missing_results_table() -> str | None:
     A worker started without it would run tasks and then fail to record them (dead-lettering each after its
     retries), so ``runkafkaworker`` refuses to start instead.
     """
-    from django.db import router
-
-    from ..dbtables import table_exists
     from .checks import kafka_aliases
-    from .models import TaskResultRecord
+    from .models import unmigrated_results_database
 
     tasks = getattr(settings, "TASKS", {})
     options = [tasks[alias].get("OPTIONS") for alias in kafka_aliases()]
     if not any(isinstance(option, dict) and option.get("RESULTS") is not None for option in options):
         return None
-    alias = router.db_for_write(TaskResultRecord)
-    return None if table_exists(TaskResultRecord, alias) else alias
+    return unmigrated_results_database()

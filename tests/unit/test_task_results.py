@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
-from django.test import Client
+from django.test import Client, override_settings
 from django.utils import timezone
 
 from kafka_jobs.models import TaskResultRecord
@@ -165,7 +165,6 @@ def test_with_the_outbox_a_task_is_a_row_committed_with_its_ready_result_and_enq
 ) -> None:
     from django.conf import settings
     from django.db import transaction
-    from django.test import override_settings
 
     from kafka_jobs.models import OutboxMessage
     from kafka_jobs.tasks.compat import task_enqueued
@@ -191,8 +190,6 @@ def test_with_the_outbox_a_task_is_a_row_committed_with_its_ready_result_and_enq
 
 
 def test_results_are_stored_with_use_tz_false_deferred_task_included(log: str) -> None:
-    from django.test import override_settings
-
     with override_settings(USE_TZ=False), capture_jobs():
         due = dt.datetime.now() - dt.timedelta(seconds=1)  # naive local time, as USE_TZ = False has it
         result = echo.using(run_after=due).enqueue(log, "naive")

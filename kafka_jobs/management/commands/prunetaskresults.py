@@ -7,12 +7,11 @@ import datetime as dt
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import router
 from django.utils import timezone
 
-from kafka_jobs.dbtables import table_exists
+from kafka_jobs.dbtables import migrate_command
 from kafka_jobs.models import TaskResultRecord
-from kafka_jobs.tasks.models import FINISHED, finished_before
+from kafka_jobs.tasks.models import FINISHED, finished_before, unmigrated_results_database
 
 DEFAULT_DAYS = 14.0
 
@@ -42,11 +41,10 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="Count what would be deleted; delete nothing.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        alias = router.db_for_write(TaskResultRecord)
-        if not table_exists(TaskResultRecord, alias):
+        alias = unmigrated_results_database()
+        if alias is not None:
             raise CommandError(
-                f"The task results table does not exist in database {alias!r}: run manage.py migrate "
-                f"kafka_jobs --database {alias}."
+                f"The task results table does not exist in database {alias!r}: run {migrate_command(alias)}."
             )
         now = timezone.now()
         failed_days = options["failed_days"]

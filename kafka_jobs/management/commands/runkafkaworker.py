@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from kafka_jobs.conf import KafkaJobsSettings, get_settings
+from kafka_jobs.dbtables import migrate_command
 from kafka_jobs.exceptions import KafkaJobsError
 from kafka_jobs.internal_topics import create_internal_topics, missing_internal_topics
 from kafka_jobs.management.argtypes import outbox_databases, port_number, positive_int, process_count
@@ -51,7 +52,7 @@ def refuse_without_results_table() -> None:
     if alias is not None:
         raise CommandError(
             f"TASKS keeps task results in the database, but the results table does not exist in database "
-            f"{alias!r}: run manage.py migrate kafka_jobs --database {alias}."
+            f"{alias!r}: run {migrate_command(alias)}."
         )
 
 
